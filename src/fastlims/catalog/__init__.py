@@ -1,0 +1,1 @@
+"""The test catalog: UUTs, use cases, standards, test names and their applicability."""

@@ -1,0 +1,48 @@
+"""Catalog API: what an engineer (or a partner's script) may request."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from fastlims.catalog import service
+from fastlims.catalog.schemas import StandardOut, TestNameOut, UseCaseOut, UUTOut
+from fastlims.web.deps import ApiUser, DbSession
+
+router = APIRouter(prefix="/api/v1", tags=["catalog"])
+
+
+@router.get("/uuts", response_model=list[UUTOut])
+def list_uuts(session: DbSession, _: ApiUser) -> list[UUTOut]:
+    """Active units under test, referred to by ``code`` everywhere in the API."""
+    return [UUTOut(code=u.code, description=u.description) for u in service.get_uuts(session=session)]
+
+
+@router.get("/use-cases", response_model=list[UseCaseOut])
+def list_use_cases(session: DbSession, _: ApiUser) -> list[UseCaseOut]:
+    """Active use cases, referred to by ``name``."""
+    return [
+        UseCaseOut(name=u.name, description=u.description) for u in service.get_use_cases(session=session)
+    ]
+
+
+@router.get("/standards", response_model=list[StandardOut])
+def list_standards(session: DbSession, _: ApiUser) -> list[StandardOut]:
+    return [
+        StandardOut(code=s.code, name=s.name, description=s.description)
+        for s in service.get_standards(session=session)
+    ]
+
+
+@router.get("/test-names", response_model=list[TestNameOut])
+def list_test_names(
+    session: DbSession,
+    _: ApiUser,
+    uut: str | None = Query(default=None, description="UUT code"),
+    use_case: str | None = Query(default=None, description="use case name"),
+    standard: str | None = Query(default=None, description="standard code"),
+) -> list[TestNameOut]:
+    """Active test names applicable to every given filter; without filters, all that apply anywhere."""
+    return [
+        TestNameOut.model_validate(t, from_attributes=True)
+        for t in service.applicable_test_names(session=session, uut=uut, use_case=use_case, standard=standard)
+    ]

@@ -1,0 +1,210 @@
+"""The ``fastlims`` command: run the system, migrate, manage the catalog, users and tokens.
+
+Every command works on the configured database (``FASTLIMS_DATABASE_URL``), before or while the
+server runs. Secrets (generated passwords, tokens) are printed once to stdout, never logged.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from fastlims import __version__
+from fastlims.bootstrap import System, build, prepare_database
+from fastlims.config import Settings
+
+DEMO_PASSWORD = "fastlims-demo"  # noqa: S105 - documented demo-only credential, see README
+DEMO_USERS = (
+    ("demo-requester", "requester", "Demo Requester"),
+    ("demo-manager", "lab_manager", "Demo Lab Manager"),
+    ("demo-admin", "admin", "Demo Admin"),
+)
+
+
+def _system() -> System:
+    try:
+        settings = Settings()
+    except Exception as exc:  # pydantic's ValidationError names the variable
+        raise click.ClickException(f"configuration error: {exc}") from None
+    return build(settings)
+
+
+def _read_password(password_stdin: bool) -> tuple[str, bool]:
+    """A password from stdin, or a generated one (then the caller prints it once)."""
+    from fastlims.users.security import generate_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("--password-stdin given but no password was read from standard input")
+        return password, False
+    return generate_password(), True
+
+
+@click.group()
+@click.version_option(__version__, prog_name="fastlims")
+def main() -> None:
+    """FastLIMS: LIMS for hybrid battery testing with a Digital Twin."""
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Create the documented demo accounts and sample requests.")
+@click.option("--host", default=None, help="Override FASTLIMS_HTTP_HOST.")
+@click.option("--port", type=int, default=None, help="Override FASTLIMS_HTTP_PORT.")
+def up(demo: bool, host: str | None, port: int | None) -> None:
+    """Migrate the database and serve the web app and API (and, later, every embedded service)."""
+    import uvicorn
+
+    from fastlims import logs
+    from fastlims.demo import ensure_admin, load_demo
+    from fastlims.web.app import create_app
+
+    system = _system()
+    logs.configure(system.settings.log_level, system.settings.log_format)
+    prepare_database(system)
+    created = ensure_admin(system)
+    if created:
+        click.echo(
+            f"Created the first administrator: user 'admin', one-time password: {created}\n"
+            "  (shown only now; change it by creating your own admin and disabling this one)"
+        )
+    if demo:
+        load_demo(system, DEMO_USERS, DEMO_PASSWORD)
+        click.echo(
+            "Demo accounts (password 'fastlims-demo'): "
+            + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
+        )
+    bind_host = host or system.settings.http_host
+    bind_port = port or system.settings.http_port
+    click.echo(f"FastLIMS {__version__} serving on http://{bind_host}:{bind_port}  (API docs: /docs)")
+    uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_config=None, access_log=False)
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database up to REVISION (default: the latest)."""
+    from fastlims.db import migrate
+
+    system = _system()
+    migrate.upgrade(system.database.url, revision)
+    click.echo(f"database at {migrate.current_revision(system.database.engine)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION ('base' removes every table)."""
+    from fastlims.db import migrate
+
+    system = _system()
+    migrate.downgrade(system.database.url, revision)
+    click.echo(f"database at {migrate.current_revision(system.database.engine) or 'base'}")
+
+
+@db.command("current")
+def db_current() -> None:
+    from fastlims.db import migrate
+
+    system = _system()
+    current = migrate.current_revision(system.database.engine)
+    click.echo(f"current: {current or 'base (empty)'}; latest: {migrate.head_revision()}")
+
+
+@main.group()
+def catalog() -> None:
+    """Import and export the test catalog (YAML or CSV)."""
+
+
+@catalog.command("export")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def catalog_export(file: Path) -> None:
+    """Write the catalog to FILE (.yaml/.yml or .csv)."""
+    from fastlims.catalog.transfer import CatalogFileError, export_file
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    try:
+        with system.database.transaction() as session:
+            export_file(session, file)
+    except CatalogFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"catalog written to {file}")
+
+
+@catalog.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def catalog_import(file: Path) -> None:
+    """Upsert the catalog from FILE; every row is checked first and nothing changes on error."""
+    from fastlims.catalog.transfer import CatalogFileError, import_file
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    try:
+        with system.database.transaction() as session:
+            report = import_file(session, file)
+    except CatalogFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"imported {file}: {report.summary()}")
+
+
+@main.group()
+def users() -> None:
+    """People who use the LIMS."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["requester", "lab_manager", "admin"]), required=True)
+@click.option("--display-name", default=None, help="Full name shown on pages and requests.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_add(name: str, role: str, display_name: str | None, password_stdin: bool) -> None:
+    """Add user NAME with ROLE; without --password-stdin a password is generated and printed once."""
+    from fastlims.users import service
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    password, generated = _read_password(password_stdin)
+    try:
+        with system.database.transaction() as session:
+            service.create(
+                session=session, username=name, role=role, password=password, display_name=display_name
+            )
+    except service.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {name!r} added with role {role}")
+    if generated:
+        click.echo(f"one-time password (shown only now): {password}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens for scripts and partners."""
+
+
+@tokens.command("create")
+@click.argument("user")
+@click.option("--name", default="", help="What the token is for, e.g. 'nightly export'.")
+def tokens_create(user: str, name: str) -> None:
+    """Print a new API token for USER (shown only now; only its digest is stored)."""
+    from fastlims.users import service
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    try:
+        with system.database.transaction() as session:
+            token = service.create_token(session=session, username=user, name=name)
+    except service.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(token)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""Imports every capability's models so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from fastlims.catalog import models as catalog_models  # noqa: F401
+from fastlims.db.base import Base
+from fastlims.requests import models as request_models  # noqa: F401
+from fastlims.users import models as user_models  # noqa: F401
+
+metadata = Base.metadata

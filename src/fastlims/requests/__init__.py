@@ -1,0 +1,1 @@
+"""The test-request lifecycle: states, transitions, service and API."""

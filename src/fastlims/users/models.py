@@ -1,0 +1,55 @@
+"""Users and API tokens. Passwords are argon2 hashes; tokens are stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fastlims.db.base import Base, UTCDateTime
+from fastlims.timeutil import utcnow
+
+
+class Role(enum.StrEnum):
+    requester = "requester"
+    lab_manager = "lab_manager"
+    admin = "admin"
+
+
+# What each role may do beyond its own requests; checked by ``users.auth.require``.
+ROLE_RANK = {Role.requester: 0, Role.lab_manager: 1, Role.admin: 2}
+
+
+class User(Base):
+    __tablename__ = "Users"
+
+    id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
+    username: Mapped[str] = mapped_column("Username", String(64), unique=True)
+    display_name: Mapped[str] = mapped_column("DisplayName", String(200))
+    role: Mapped[Role] = mapped_column(
+        "Role", Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
+    )
+    password_hash: Mapped[str] = mapped_column("PasswordHash", String(200))
+    is_active: Mapped[bool] = mapped_column("IsActive", Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
+
+    def can(self, role: Role) -> bool:
+        """True when this user's role is at least ``role``."""
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+
+class ApiToken(Base):
+    __tablename__ = "ApiTokens"
+
+    id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column("UserId", ForeignKey("Users.Id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column("Name", String(100), default="")
+    prefix: Mapped[str] = mapped_column("Prefix", String(16))
+    token_hash: Mapped[str] = mapped_column("TokenHash", String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column("LastUsedAt", UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column("RevokedAt", UTCDateTime, nullable=True)
+
+    user: Mapped[User] = relationship()

@@ -1,0 +1,57 @@
+"""The ASGI application: API routers, pages, static assets, sessions and error handlers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from fastlims import __version__
+from fastlims.bootstrap import System
+from fastlims.catalog.routes import router as catalog_router
+from fastlims.requests.routes import router as requests_router
+from fastlims.users.routes import router as users_router
+from fastlims.web import errors, observability, pages
+from fastlims.web.deps import LoginRequired
+
+STATIC_DIR = Path(__file__).with_name("static")
+
+
+def create_app(system: System) -> FastAPI:
+    app = FastAPI(
+        title="FastLIMS",
+        version=__version__,
+        description="LIMS for hybrid battery testing with a Digital Twin. Every /api/v1 endpoint needs "
+        "'Authorization: Bearer <token>' (create one with `fastlims tokens create USER`).",
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.system = system
+    metrics = observability.Metrics(system)
+    app.state.metrics = metrics
+
+    app.add_middleware(observability.AccessLogMiddleware, metrics=metrics)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=system.secret_key,
+        session_cookie="fastlims_session",
+        max_age=system.settings.session_max_age_s,
+        same_site="lax",
+        https_only=system.settings.secure_cookies,
+    )
+    errors.install(app)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(_: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
+
+    app.include_router(catalog_router)
+    app.include_router(requests_router)
+    app.include_router(users_router)
+    app.include_router(observability.router(system, metrics))
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

@@ -52,8 +52,14 @@ def postgres_template(postgres: PostgresServer | None) -> str | None:
     with engine.connect() as connection:
         connection.execute(text("CREATE DATABASE fastlims_template"))
     engine.dispose()
-    system = build(Settings(data_dir=Path("/tmp"), database_url=postgres.url("fastlims_template"), timezone=LAB_ZONE,
-                            secret_key="x" * 32))
+    system = build(
+        Settings(
+            data_dir=Path("/tmp"),
+            database_url=postgres.url("fastlims_template"),
+            timezone=LAB_ZONE,
+            secret_key="x" * 32,
+        )
+    )
     prepare_database(system)
     system.close()
     return "fastlims_template"
@@ -120,7 +126,9 @@ class Actor:
 
 def add_user(system: System, username: str, role: str) -> Actor:
     with system.database.transaction() as session:
-        users.create(session=session, username=username, role=role, password=PASSWORD, display_name=username.title())
+        users.create(
+            session=session, username=username, role=role, password=PASSWORD, display_name=username.title()
+        )
         token = users.create_token(session=session, username=username)
     return Actor(username, token)
 

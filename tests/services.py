@@ -48,8 +48,18 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run(
-            ["runuser", "-u", "postgres", "--", str(self.bin_dir / "pg_ctl"), "-D", str(self.directory),
-             "-m", "immediate", "stop"],
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.directory),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             check=False,
             capture_output=True,
         )
@@ -69,15 +79,34 @@ def start_postgres() -> PostgresServer | None:
     shutil.chown(directory, "postgres", "postgres")
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run(
-        [*run_as, str(bin_dir / "initdb"), "-D", str(directory), "-A", "trust", "-U", "fastlims", "--no-sync"],
+        [
+            *run_as,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(directory),
+            "-A",
+            "trust",
+            "-U",
+            "fastlims",
+            "--no-sync",
+        ],
         check=True,
         capture_output=True,
     )
     port = free_port()
     subprocess.run(
-        [*run_as, str(bin_dir / "pg_ctl"), "-D", str(directory), "-l", str(directory / "server.log"), "-o",
-         f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
-         "-w", "start"],
+        [
+            *run_as,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(directory),
+            "-l",
+            str(directory / "server.log"),
+            "-o",
+            f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            "-w",
+            "start",
+        ],
         check=True,
         capture_output=True,
     )

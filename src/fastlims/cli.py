@@ -126,11 +126,11 @@ def catalog() -> None:
 @catalog.command("export")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def catalog_export(file: Path) -> None:
-    """Write the catalog to FILE (.yaml/.yml or .csv)."""
+    """Write the catalog to FILE (.yaml/.yml or .csv); an empty catalog gets the shipped seed first."""
     from fastlims.catalog.transfer import CatalogFileError, export_file
 
     system = _system()
-    prepare_database(system, seed_catalog=False)
+    prepare_database(system)
     try:
         with system.database.transaction() as session:
             export_file(session, file)

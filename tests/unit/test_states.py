@@ -34,7 +34,13 @@ LEGAL = {(a, b) for a, b in itertools.pairwise(FORWARD)}
 LEGAL |= {(s, Status.Failed) for s in FORWARD[:-1]}
 LEGAL |= {
     (s, Status.Cancelled)
-    for s in (Status.Submitted, Status.ModelRequested, Status.ModelReady, Status.DoeComplete, Status.ScheduleReady)
+    for s in (
+        Status.Submitted,
+        Status.ModelRequested,
+        Status.ModelReady,
+        Status.DoeComplete,
+        Status.ScheduleReady,
+    )
 }
 ALL_PAIRS = list(itertools.product(Status, Status))
 
@@ -46,9 +52,7 @@ def test_legal_transition(source: Status, target: Status) -> None:
     assert move.timestamp_attribute == TIMESTAMP_ATTRIBUTE.get(target)
 
 
-@pytest.mark.parametrize(
-    ("source", "target"), [p for p in ALL_PAIRS if p not in LEGAL], ids=lambda s: s.name
-)
+@pytest.mark.parametrize(("source", "target"), [p for p in ALL_PAIRS if p not in LEGAL], ids=lambda s: s.name)
 def test_illegal_transition_raises(source: Status, target: Status) -> None:
     assert not can_transition(source, target)
     with pytest.raises(IllegalTransition) as caught:
@@ -69,7 +73,7 @@ def test_terminal_states_have_no_way_out() -> None:
 
 def test_cancel_only_before_running() -> None:
     assert Status.Running not in CANCELLABLE
-    assert CANCELLABLE == {s for s in FORWARD if s.value < Status.Running.value}
+    assert {s for s in FORWARD if s.value < Status.Running.value} == CANCELLABLE
 
 
 def test_every_state_after_submission_sets_its_seed_timestamp() -> None:
@@ -98,4 +102,4 @@ def test_random_walks_only_follow_legal_edges(targets: list[Status]) -> None:
     for a, b in itertools.pairwise(visited):
         assert (a, b) in LEGAL
     if Status.Running in visited:
-        assert Status.Cancelled not in visited[visited.index(Status.Running):]
+        assert Status.Cancelled not in visited[visited.index(Status.Running) :]

@@ -13,9 +13,15 @@ SEED_FIGURE_2 = {
         "Name": "current",
         "type": "input",
         "unit": "mA",
-        "values": [{"timestamp": 0, "value": "1.0"}, {"timestamp": 1, "value": "2.0"}, {"timestamp": 2, "value": "3.0"}],
+        "values": [
+            {"timestamp": 0, "value": "1.0"},
+            {"timestamp": 1, "value": "2.0"},
+            {"timestamp": 2, "value": "3.0"},
+        ],
     },
-    "FMU_signal_connections": [{"InSignalReference": "FMU _04/Port_C", "OutSignalReference": "FMU _03/Port_E"}],
+    "FMU_signal_connections": [
+        {"InSignalReference": "FMU _04/Port_C", "OutSignalReference": "FMU _03/Port_E"}
+    ],
 }
 
 
@@ -29,15 +35,30 @@ def test_the_seed_sample_parses_with_string_numbers() -> None:
 @pytest.mark.parametrize(
     ("patch", "expected"),
     [
-        ({"custom_profile": {"Name": "i", "values": [{"timestamp": 1, "value": 1}, {"timestamp": 1, "value": 2}]}},
-         "strictly increase"),
+        (
+            {
+                "custom_profile": {
+                    "Name": "i",
+                    "values": [{"timestamp": 1, "value": 1}, {"timestamp": 1, "value": 2}],
+                }
+            },
+            "strictly increase",
+        ),
         ({"custom_profile": {"Name": "i", "values": [{"timestamp": 0, "value": "abc"}]}}, "valid number"),
-        ({"custom_profile": {"Name": "i", "values": [{"timestamp": -1, "value": 1}]}}, "greater than or equal"),
+        (
+            {"custom_profile": {"Name": "i", "values": [{"timestamp": -1, "value": 1}]}},
+            "greater than or equal",
+        ),
         ({"custom_profile": {"Name": "i", "values": [{"timestamp": 0, "value": "nan"}]}}, "finite"),
         ({"custom_profile": {"Name": "i", "values": []}}, "at least 1"),
-        ({"custom_profile": {"Name": "i", "type": "sideways", "values": [{"timestamp": 0, "value": 1}]}}, "input"),
-        ({"FMU_signal_connections": [{"InSignalReference": "no-slash", "OutSignalReference": "A/b"}]},
-         "FMU_name/Port"),
+        (
+            {"custom_profile": {"Name": "i", "type": "sideways", "values": [{"timestamp": 0, "value": 1}]}},
+            "input",
+        ),
+        (
+            {"FMU_signal_connections": [{"InSignalReference": "no-slash", "OutSignalReference": "A/b"}]},
+            "FMU_name/Port",
+        ),
         ({"FMU_signal_connections": [{"InSignalReference": "A/b"}]}, "OutSignalReference"),
         ({"surprise": 1}, "Extra inputs"),
     ],

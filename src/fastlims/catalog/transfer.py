@@ -109,6 +109,8 @@ class ImportReport:
 
     def summary(self) -> str:
         kinds = sorted(set(self.created) | set(self.updated) | set(self.unchanged))
+        if not kinds:
+            return "the file holds no catalog rows"
         return "; ".join(
             f"{k}: {self.created.get(k, 0)} created, {self.updated.get(k, 0)} updated, "
             f"{self.unchanged.get(k, 0)} unchanged"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from fastlims.requests.variables import Variables
 
+DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 
@@ -25,6 +27,14 @@ class TestRequestCreate(BaseModel):
     )
     bench: Literal["Virtual", "Physical"]
     variables: Variables | None = None
+
+    @field_validator("preferred_date", mode="before")
+    @classmethod
+    def _plain_date_stays_a_date(cls, value: object) -> object:
+        # Pydantic would read "2027-03-01" as midnight; a whole day is meant (today is not "past").
+        if isinstance(value, str) and DATE_ONLY.match(value.strip()):
+            return date.fromisoformat(value.strip())
+        return value
 
 
 class RequestEventOut(BaseModel):

@@ -220,12 +220,7 @@ def submit_request(
             )
         except ValidationError as exc:
             for error in exc.errors():
-                field = str(error["loc"][0]) if error["loc"] else "form"
-                errors.setdefault(
-                    field,
-                    error["msg"]
-                    + (f" (at {'.'.join(map(str, error['loc'][1:]))})" if len(error["loc"]) > 1 else ""),
-                )
+                errors.setdefault(*_form_error(error))
         except requests_service.RequestInvalid as exc:
             for problem in exc.problems:
                 errors.setdefault(problem.field, problem.message)
@@ -240,6 +235,29 @@ def submit_request(
             status_code=422,
         )
     return RedirectResponse(f"/requests/{quote(request_obj.request_number)}", status_code=303)
+
+
+_CHOICES = {
+    "uut": "a UUT",
+    "use_case": "a use case",
+    "standard": "a standard",
+    "test_name": "a test name",
+    "preferred_date": "a preferred date",
+    "bench": "a bench",
+}
+
+
+def _form_error(error: Any) -> tuple[str, str]:
+    """Pydantic's error in the words of the form: an empty select says what to choose."""
+    location = [str(part) for part in error["loc"]]
+    field = location[0] if location else "form"
+    if field in _CHOICES and (
+        error["type"] in ("string_too_short", "missing")
+        or (field == "preferred_date" and error.get("input") == "")
+    ):
+        return field, f"required: choose {_CHOICES[field]}"
+    where = f" (at {'.'.join(location[1:])})" if len(location) > 1 else ""
+    return field, f"{error['msg']}{where}"
 
 
 @router.get("/requests/{request_number}", response_class=HTMLResponse)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Python packages, and Debian packages when missing), checks style
+# and types, then runs every test. Real services (PostgreSQL, Chromium, ...) are started by the
+# test fixtures on free loopback ports; under CI=true a missing service fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+command -v chromium >/dev/null || need+=(chromium)
+command -v runuser >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "Running pip as the 'root' user" || true
+
+echo "== ruff"
+python3 -m ruff check src tests bench
+python3 -m ruff format --check src tests bench
+echo "== mypy (pure cores)"
+python3 -m mypy
+echo "== pytest"
+python3 -m pytest -q -p no:cacheprovider "$@"

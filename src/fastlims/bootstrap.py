@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -31,6 +32,8 @@ class System:
     database: Database
     zone: ZoneInfo
     secret_key: str
+    # BackgroundService instances (see fastlims.runtime), started in this order by `fastlims up`.
+    services: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
         self.database.dispose()

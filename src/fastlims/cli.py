@@ -55,11 +55,8 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Override FASTLIMS_HTTP_PORT.")
 def up(demo: bool, host: str | None, port: int | None) -> None:
     """Migrate the database and serve the web app and API (and, later, every embedded service)."""
-    import uvicorn
-
-    from fastlims import logs
+    from fastlims import logs, runtime
     from fastlims.demo import ensure_admin, load_demo
-    from fastlims.web.app import create_app
 
     system = _system()
     logs.configure(system.settings.log_level, system.settings.log_format)
@@ -79,7 +76,7 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
     bind_host = host or system.settings.http_host
     bind_port = port or system.settings.http_port
     click.echo(f"FastLIMS {__version__} serving on http://{bind_host}:{bind_port}  (API docs: /docs)")
-    uvicorn.run(create_app(system), host=bind_host, port=bind_port, log_config=None, access_log=False)
+    runtime.run(system, bind_host, bind_port)
 
 
 @main.group()

@@ -121,6 +121,7 @@ def test_engineer_requests_a_test_through_the_pages(server: str, browser, tmp_pa
     page.select_option("#standard", "IEC62660")
     page.wait_for_function(
         f"document.querySelectorAll('#test_name option:not([value=\"\"])').length < {after_uut}"
+        " && !document.querySelector('.htmx-request')"
     )
     offered = page.eval_on_selector_all("#test_name option:not([value=''])", "els => els.map(e => e.value)")
     assert offered, "IEC 62660-1 offers performance tests for a Gen3b automotive cell"
@@ -154,7 +155,9 @@ def test_form_errors_are_shown_next_to_the_fields(server: str, browser) -> None:
     page.select_option("#uut", "Gen3b - Cell")
     page.select_option("#use_case", "Automotive")
     page.select_option("#standard", "IEC62660")
-    page.wait_for_function("document.querySelectorAll('#test_name option').length > 1")
+    page.wait_for_function(
+        "document.querySelectorAll('#test_name option').length > 1 && !document.querySelector('.htmx-request')"
+    )
     page.select_option("#test_name", index=1)
     page.fill("#preferred_date", "2001-01-01T10:00")
     page.click('[data-testid="submit"]')

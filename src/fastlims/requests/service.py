@@ -101,7 +101,7 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
 
     test_uuid = str(uuid.uuid4())
     request = TestRequest(
-        request_number=f"PENDING-{test_uuid}",
+        request_number=f"P-{test_uuid.replace('-', '')[:30]}",  # replaced below, fits String(32)
         test_uuid=test_uuid,
         requester_id=requester.username,
         requester_name=requester.display_name,

@@ -1,0 +1,68 @@
+"""Runs the whole system in one asyncio process: the embedded services, then the web server.
+
+Each embedded service (broker, outbox relay, SFTP server, folder watcher, workers, ...) is a
+``BackgroundService`` that ``bootstrap.build`` puts in ``System.services`` when the settings ask
+for it; they start in order before the web server and stop in reverse order after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol, runtime_checkable
+
+import uvicorn
+
+from fastlims.bootstrap import System
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class BackgroundService(Protocol):
+    """Something ``fastlims up`` runs beside the web server."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Return once the service is ready (listening, subscribed, ...)."""
+
+    async def stop(self) -> None:
+        """Stop promptly; must be safe to call after a failed or partial start."""
+
+
+async def start_services(system: System) -> list[BackgroundService]:
+    started: list[BackgroundService] = []
+    try:
+        for service in system.services:
+            await service.start()
+            started.append(service)
+            log.info("service started", extra={"service": service.name})
+    except BaseException:
+        await stop_services(started)
+        raise
+    return started
+
+
+async def stop_services(started: list[BackgroundService]) -> None:
+    for service in reversed(started):
+        try:
+            await service.stop()
+            log.info("service stopped", extra={"service": service.name})
+        except Exception:
+            log.exception("service did not stop cleanly", extra={"service": service.name})
+
+
+async def serve(system: System, host: str, port: int) -> None:
+    from fastlims.web.app import create_app
+
+    started = await start_services(system)
+    try:
+        config = uvicorn.Config(create_app(system), host=host, port=port, log_config=None, access_log=False)
+        await uvicorn.Server(config).serve()
+    finally:
+        await stop_services(started)
+
+
+def run(system: System, host: str, port: int) -> None:
+    asyncio.run(serve(system, host, port))

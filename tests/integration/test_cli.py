@@ -51,8 +51,8 @@ def test_bad_role_and_unknown_user(env: Path) -> None:
 
 def test_db_commands(env: Path) -> None:
     runner = CliRunner()
-    assert "database at 0001" in runner.invoke(main, ["db", "upgrade"]).output
-    assert "current: 0001" in runner.invoke(main, ["db", "current"]).output
+    assert "database at 0002" in runner.invoke(main, ["db", "upgrade"]).output
+    assert "current: 0002" in runner.invoke(main, ["db", "current"]).output
     assert "database at base" in runner.invoke(main, ["db", "downgrade", "base"]).output
 
 

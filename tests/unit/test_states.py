@@ -79,7 +79,8 @@ def test_cancel_only_before_running() -> None:
 def test_every_state_after_submission_sets_its_seed_timestamp() -> None:
     assert TIMESTAMP_ATTRIBUTE[Status.ModelReady] == "fmu_ready_at"
     assert TIMESTAMP_ATTRIBUTE[Status.Completed] == "completed_at"
-    assert set(TIMESTAMP_ATTRIBUTE) == set(Status) - {Status.Submitted, Status.ModelRequested}
+    assert TIMESTAMP_ATTRIBUTE[Status.ModelRequested] == "model_requested_at"
+    assert set(TIMESTAMP_ATTRIBUTE) == set(Status) - {Status.Submitted}
 
 
 def test_status_names_parse_and_unknown_names_list_the_choices() -> None:

@@ -48,6 +48,14 @@ class TestRequest(Base):
         "OptimisedStartAt", UTCDateTime, nullable=True
     )
     assigned_bench: Mapped[str | None] = mapped_column("AssignedBench", String(100), nullable=True)
+    # The Digital Twin hand-shake (messaging): when the request went out, how often, when it was accepted.
+    model_requested_at: Mapped[datetime | None] = mapped_column(
+        "ModelRequestedAt", UTCDateTime, nullable=True
+    )
+    dt_request_attempts: Mapped[int] = mapped_column(
+        "DtRequestAttempts", Integer, default=0, server_default="0"
+    )
+    dt_accepted_at: Mapped[datetime | None] = mapped_column("DtAcceptedAt", UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("UpdatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
     fmu_ready_at: Mapped[datetime | None] = mapped_column("FmuReadyAt", UTCDateTime, nullable=True)

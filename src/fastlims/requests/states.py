@@ -66,6 +66,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = _build_transitions()
 
 # The seed's TestRequests timestamp column (attribute name) that each arrival sets.
 TIMESTAMP_ATTRIBUTE: dict[Status, str] = {
+    Status.ModelRequested: "model_requested_at",
     Status.ModelReady: "fmu_ready_at",
     Status.DoeComplete: "doe_complete_at",
     Status.ScheduleReady: "schedule_ready_at",

@@ -1,0 +1,1 @@
+"""MQTT messaging: the LIMS ↔ Digital Twin contract, topic tree, embedded broker, outbox relay."""

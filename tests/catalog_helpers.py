@@ -39,9 +39,7 @@ def applicable(system: System, bench: str | None = None) -> Combination:
                     ):
                         for candidate in ("Virtual", "Physical"):
                             if (bench is None or bench == candidate) and test.bench_kind.allows(candidate):
-                                return Combination(
-                                    uut.code, use_case.name, standard.code, test.code, candidate
-                                )
+                                return Combination(uut.code, use_case.name, standard.code, test.code, candidate)
     raise AssertionError("the catalog has no applicable combination")
 
 

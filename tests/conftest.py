@@ -126,9 +126,7 @@ class Actor:
 
 def add_user(system: System, username: str, role: str) -> Actor:
     with system.database.transaction() as session:
-        users.create(
-            session=session, username=username, role=role, password=PASSWORD, display_name=username.title()
-        )
+        users.create(session=session, username=username, role=role, password=PASSWORD, display_name=username.title())
         token = users.create_token(session=session, username=username)
     return Actor(username, token)
 

@@ -70,8 +70,7 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
     if demo:
         load_demo(system, DEMO_USERS, DEMO_PASSWORD)
         click.echo(
-            "Demo accounts (password 'fastlims-demo'): "
-            + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
+            "Demo accounts (password 'fastlims-demo'): " + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
         )
     bind_host = host or system.settings.http_host
     bind_port = port or system.settings.http_port
@@ -171,9 +170,7 @@ def users_add(name: str, role: str, display_name: str | None, password_stdin: bo
     password, generated = _read_password(password_stdin)
     try:
         with system.database.transaction() as session:
-            service.create(
-                session=session, username=name, role=role, password=password, display_name=display_name
-            )
+            service.create(session=session, username=name, role=role, password=password, display_name=display_name)
     except service.UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"user {name!r} added with role {role}")
@@ -201,6 +198,58 @@ def tokens_create(user: str, name: str) -> None:
     except service.UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(token)
+
+
+@main.command()
+def asyncapi() -> None:
+    """Print the AsyncAPI 3.0 document of the MQTT contract (YAML)."""
+    from fastlims.messaging.asyncapi import as_yaml
+
+    settings = Settings()
+    click.echo(as_yaml(_topics(settings), f"{settings.mqtt_host}:{settings.mqtt_port}"), nl=False)
+
+
+def _topics(settings: Settings):  # type: ignore[no-untyped-def]
+    from fastlims.messaging.topics import Topics
+
+    return Topics(settings.mqtt_topic_prefix)
+
+
+@main.group("mqtt-users")
+def mqtt_users() -> None:
+    """MQTT identities for Digital Twin partners and test benches (embedded broker)."""
+
+
+@mqtt_users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["partner", "bench"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def mqtt_users_add(name: str, role: str, password_stdin: bool) -> None:
+    """Add MQTT identity NAME; its topic ACL follows from ROLE (a bench's NAME is its bench id)."""
+    from fastlims.messaging import identities
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    password, generated = _read_password(password_stdin)
+    try:
+        with system.database.transaction() as session:
+            identities.add(session=session, username=name, role=role, password=password)
+    except identities.IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"MQTT user {name!r} added with role {role}")
+    if generated:
+        click.echo(f"one-time password (shown only now): {password}")
+
+
+@mqtt_users.command("list")
+def mqtt_users_list() -> None:
+    from fastlims.messaging import identities
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    with system.database.transaction() as session:
+        for user in identities.get_all(session=session):
+            click.echo(f"{user.username}\t{user.role.value}\t{'active' if user.is_active else 'disabled'}")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,7 @@ class Settings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
-    timezone: str = Field(
-        default="UTC", description="The lab's IANA time zone for showing and entering times"
-    )
+    timezone: str = Field(default="UTC", description="The lab's IANA time zone for showing and entering times")
     secret_key: SecretStr | None = Field(
         default=None, description="Signs session cookies; default: a random key kept in the data dir"
     )
@@ -35,6 +33,59 @@ class Settings(BaseSettings):
     secure_cookies: bool = Field(default=False, description="Set when served over HTTPS")
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|text)$")
+
+    # --- messaging
+    mqtt_url: str | None = Field(
+        default=None,
+        description="External broker (mqtt://host:1883 or mqtts://host:8883); unset: the embedded broker",
+    )
+    mqtt_host: str = Field(default="127.0.0.1", description="Where the embedded broker listens")
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = Field(default=None, description="The LIMS's identity on an external broker")
+    mqtt_password: SecretStr | None = None
+    mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
+    mqtt_cert_file: Path | None = Field(default=None, description="Client certificate for mqtts://")
+    mqtt_key_file: Path | None = Field(default=None, description="Client key for mqtts://")
+    mqtt_topic_prefix: str = "fastest/v1"
+    mqtt_client_id: str = Field(default="fastlims-lims", description="Stable: the broker keeps our session")
+    dt_ack_timeout_s: float = Field(default=120.0, gt=0, description="Wait this long for the DT's ack")
+    dt_request_retries: int = Field(default=3, ge=0, description="Re-send a request this often before failing")
+    outbox_poll_s: float = Field(default=1.0, gt=0, description="Relay's fallback poll when nothing wakes it")
+    mqtt_reconnect_max_s: int = Field(default=10, ge=1, description="Longest wait between reconnection attempts")
+
+    # --- intake: blob storage, SFTP for Digital Twin partners, upload events (fastlims.intake)
+    storage_url: str | None = Field(
+        default=None,
+        description="A folder, file://…, az://container/prefix, https://ACCOUNT.blob.core.windows.net/"
+        "container/prefix or s3://bucket/prefix; default: the folder 'storage' in the data dir",
+    )
+    storage_azure_account: str | None = Field(default=None, description="Azure storage account name")
+    storage_azure_key: SecretStr | None = Field(default=None, description="Azure account key")
+    storage_azure_sas: SecretStr | None = Field(default=None, description="Azure SAS token (instead of a key)")
+    storage_endpoint: str | None = Field(default=None, description="Azure/S3 endpoint (Azurite, MinIO)")
+    storage_allow_http: bool = Field(default=False, description="Allow http:// endpoints (emulators only)")
+    sftp_enabled: bool = Field(default=True, description="Run the SFTP server for DT partners in `fastlims up`")
+    sftp_host: str = "127.0.0.1"
+    sftp_port: int = Field(default=2222, ge=0, le=65535, description="0: any free port")
+    intake_max_file_bytes: int = Field(default=2 * 1024**3, ge=1, description="Largest uploaded file")
+    intake_partner_quota_bytes: int = Field(
+        default=10 * 1024**3, ge=1, description="A partner's pool space unless set per partner"
+    )
+    intake_watch_pool: bool = Field(default=True, description="Watch a local pool folder for dropped files")
+    intake_watch_settle_s: float = Field(default=1.0, gt=0, description="A dropped file is complete when unchanged this long")
+    intake_max_zip_entries: int = Field(default=10_000, ge=1)
+    intake_max_unpacked_bytes: int = Field(default=4 * 1024**3, ge=1)
+    intake_max_compression_ratio: float = Field(default=200.0, gt=1)
+    eventgrid_key: SecretStr | None = Field(
+        default=None, description="Shared key of the Event Grid webhook; unset: the webhook is off"
+    )
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _broker_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("mqtt://", "mqtts://")):
+            raise ValueError(f"FASTLIMS_MQTT_URL={value!r} must start with mqtt:// or mqtts://")
+        return value
 
     @field_validator("timezone")
     @classmethod

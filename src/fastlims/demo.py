@@ -19,9 +19,7 @@ def ensure_admin(system: System) -> str | None:
         if users.count(session=session):
             return None
         password = generate_password()
-        users.create(
-            session=session, username="admin", role="admin", password=password, display_name="Administrator"
-        )
+        users.create(session=session, username="admin", role="admin", password=password, display_name="Administrator")
         return password
 
 

@@ -156,8 +156,7 @@ def test_form_errors_are_shown_next_to_the_fields(server: str, browser) -> None:
     page.select_option("#use_case", "Automotive")
     page.select_option("#standard", "IEC62660")
     page.wait_for_function(
-        "document.querySelectorAll('#test_name option').length > 1"
-        " && !document.querySelector('.htmx-request')"
+        "document.querySelectorAll('#test_name option').length > 1 && !document.querySelector('.htmx-request')"
     )
     page.select_option("#test_name", index=1)
     page.fill("#preferred_date", "2001-01-01T10:00")

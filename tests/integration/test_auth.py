@@ -40,9 +40,7 @@ def test_wrong_tokens_are_refused(client: TestClient, requester: Actor, header: 
     assert client.get("/api/v1/uuts", headers={"Authorization": header}).status_code == 401
 
 
-def test_revoked_token_and_disabled_user_are_refused(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_revoked_token_and_disabled_user_are_refused(client: TestClient, system: System, requester: Actor) -> None:
     assert client.get("/api/v1/me", headers=requester.headers).status_code == 200
     with system.database.transaction() as session:
         session.scalars(select(User).where(User.username == "rita")).one().is_active = False
@@ -122,9 +120,7 @@ def test_pages_redirect_to_login(client: TestClient, path: str) -> None:
 
 def test_login_with_a_wrong_password_fails(client: TestClient, requester: Actor) -> None:
     token = csrf_from(client, "/login")
-    response = client.post(
-        "/login", data={"username": "rita", "password": "wrong-password", "csrf_token": token}
-    )
+    response = client.post("/login", data={"username": "rita", "password": "wrong-password", "csrf_token": token})
     assert response.status_code == 401 and "wrong password" in response.text
     assert client.get("/", follow_redirects=False).status_code == 303
 
@@ -148,17 +144,13 @@ def test_login_then_pages_and_open_redirects_are_refused(client: TestClient, req
     assert client.get("/").status_code == 200
 
 
-def test_state_changing_pages_need_the_csrf_token(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_state_changing_pages_need_the_csrf_token(client: TestClient, system: System, requester: Actor) -> None:
     login(client, "rita")
     combo = applicable(system)
     form = {k: str(v) for k, v in combo.body(preferred_date="2099-06-01T09:00").items()}
     refused = client.post("/requests/new", data=form, follow_redirects=False)
     assert refused.status_code == 403
-    with_header = client.post(
-        "/requests/new", data=form, headers={"X-CSRF-Token": "wrong"}, follow_redirects=False
-    )
+    with_header = client.post("/requests/new", data=form, headers={"X-CSRF-Token": "wrong"}, follow_redirects=False)
     assert with_header.status_code == 403
     token = csrf_from(client, "/requests/new")
     accepted = client.post("/requests/new", data={**form, "csrf_token": token}, follow_redirects=False)

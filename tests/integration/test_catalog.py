@@ -26,9 +26,7 @@ def test_catalog_lists_the_seed_entities(client: TestClient, requester: Actor) -
     assert uuts == {f"{gen} - {level}" for gen in ("Gen3b", "Gen4") for level in ("Cell", "Module", "Pack")}
     use_cases = {u["name"] for u in client.get("/api/v1/use-cases", headers=requester.headers).json()}
     assert use_cases == {"Automotive", "Stationary", "Off-Road"}
-    standards = {
-        s["code"]: s["name"] for s in client.get("/api/v1/standards", headers=requester.headers).json()
-    }
+    standards = {s["code"]: s["name"] for s in client.get("/api/v1/standards", headers=requester.headers).json()}
     assert set(standards) == {
         "UL1642",
         "IEC62660",
@@ -279,11 +277,7 @@ def test_cli_import_reports_errors_and_exit_code(tmp_path: Path, monkeypatch: py
     bad = tmp_path / "bad.yaml"
     bad.write_text("test_names:\n  - {code: X1, name: n, category: c, nominal_duration_minutes: -5}\n")
     result = runner.invoke(main, ["catalog", "import", str(bad)])
-    assert (
-        result.exit_code == 1
-        and "nominal_duration_minutes" in result.output
-        and "nothing imported" in result.output
-    )
+    assert result.exit_code == 1 and "nominal_duration_minutes" in result.output and "nothing imported" in result.output
     exported = tmp_path / "out.yaml"
     assert runner.invoke(main, ["catalog", "export", str(exported)]).exit_code == 0
     assert yaml.safe_load(exported.read_text())["format"] == "fastlims-catalog/1"

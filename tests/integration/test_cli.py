@@ -34,9 +34,7 @@ def test_users_add_password_stdin(env: Path) -> None:
         main, ["users", "add", "lena", "--role", "lab_manager", "--password-stdin"], input="a-long-password\n"
     )
     assert result.exit_code == 0 and "one-time password" not in result.output
-    short = runner.invoke(
-        main, ["users", "add", "lars", "--role", "admin", "--password-stdin"], input="short\n"
-    )
+    short = runner.invoke(main, ["users", "add", "lars", "--role", "admin", "--password-stdin"], input="short\n")
     assert short.exit_code == 1 and "at least 10 characters" in short.output
     empty = runner.invoke(main, ["users", "add", "lars", "--role", "admin", "--password-stdin"], input="")
     assert empty.exit_code == 1 and "no password was read" in empty.output

@@ -45,9 +45,7 @@ def test_dashboard_counts(client: TestClient, system: System, requester: Actor) 
         ):
             service.change_status(session=session, request=done, target=target, actor="t")
         failed = service.get(session=session, request_number=numbers[1])
-        service.change_status(
-            session=session, request=failed, target=Status.Failed, actor="t", reason="no FMU"
-        )
+        service.change_status(session=session, request=failed, target=Status.Failed, actor="t", reason="no FMU")
         running = service.get(session=session, request_number=numbers[2])
         service.change_status(session=session, request=running, target=Status.ModelRequested, actor="t")
     html = client.get("/").text
@@ -89,9 +87,7 @@ def test_new_request_form_lists_the_catalog_and_filters_test_names(
     assert len(everything) > len(offered)
 
 
-def test_submitting_the_form_shows_the_detail_page(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_submitting_the_form_shows_the_detail_page(client: TestClient, system: System, requester: Actor) -> None:
     login(client, "rita")
     combo = applicable(system)
     token = csrf_from(client, "/requests/new")
@@ -114,9 +110,7 @@ def test_form_errors_are_shown_per_field_and_nothing_is_stored(
     assert 'data-testid="error-variables"' in response.text and "not valid JSON" in response.text
     response = client.post("/requests/new", data={**form, "csrf_token": token})
     assert response.status_code == 422
-    assert (
-        'data-testid="error-uut"' in response.text and 'data-testid="error-preferred_date"' in response.text
-    )
+    assert 'data-testid="error-uut"' in response.text and 'data-testid="error-preferred_date"' in response.text
     with system.database.transaction() as session:
         assert sum(service.counts_by_status(session=session).values()) == 0
 
@@ -162,9 +156,6 @@ def test_health_metrics_and_openapi(client: TestClient, system: System, requeste
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     metrics = client.get("/metrics").text
     assert 'fastlims_test_requests{status="Submitted"} 1.0' in metrics
-    assert (
-        'fastlims_http_requests_total{method="POST",route="/api/v1/test-requests",status="201"} 1.0'
-        in metrics
-    )
+    assert 'fastlims_http_requests_total{method="POST",route="/api/v1/test-requests",status="201"} 1.0' in metrics
     spec = client.get("/openapi.json").json()
     assert "/api/v1/test-requests" in spec["paths"] and client.get("/docs").status_code == 200

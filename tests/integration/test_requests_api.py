@@ -30,9 +30,7 @@ def submit(client: TestClient, actor: Actor, body: dict) -> dict:
     return response.json()
 
 
-def test_submit_answers_201_with_number_uuid_and_status(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_submit_answers_201_with_number_uuid_and_status(client: TestClient, system: System, requester: Actor) -> None:
     combo = applicable(system)
     variables = {
         "test_procedures": ["CC discharge 1C to 2.5 V"],
@@ -44,15 +42,11 @@ def test_submit_answers_201_with_number_uuid_and_status(
         },
         "FMU_signal_connections": [{"InSignalReference": "Cell/I", "OutSignalReference": "Cycler/I"}],
     }
-    response = client.post(
-        "/api/v1/test-requests", json=combo.body(variables=variables), headers=requester.headers
-    )
+    response = client.post("/api/v1/test-requests", json=combo.body(variables=variables), headers=requester.headers)
     assert response.status_code == 201, response.text
     body = response.json()
     year = datetime.now(ZoneInfo(LAB_ZONE)).year
-    assert body["request_number"].startswith(f"TR-{year}-") and len(body["request_number"]) == len(
-        "TR-2026-000001"
-    )
+    assert body["request_number"].startswith(f"TR-{year}-") and len(body["request_number"]) == len("TR-2026-000001")
     assert uuid.UUID(body["test_UUID"]).version == 4
     assert body["status"] == "Submitted"
     assert body["requester_id"] == "rita" and body["requester_name"] == "Rita"
@@ -66,9 +60,7 @@ def test_submit_answers_201_with_number_uuid_and_status(
         assert [e.kind for e in stored.events] == ["created"]
 
 
-def test_request_numbers_are_unique_and_increasing(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_request_numbers_are_unique_and_increasing(client: TestClient, system: System, requester: Actor) -> None:
     combo = applicable(system)
     numbers = [submit(client, requester, combo.body())["request_number"] for _ in range(3)]
     assert len(set(numbers)) == 3 and numbers == sorted(numbers)
@@ -77,9 +69,9 @@ def test_request_numbers_are_unique_and_increasing(
 def _problems(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
     assert response.status_code == 422, response.text
     return {
-        str(d["loc"][-1])
-        if d["loc"][0] == "body" and len(d["loc"]) == 2
-        else ".".join(map(str, d["loc"][1:])): d["msg"]
+        str(d["loc"][-1]) if d["loc"][0] == "body" and len(d["loc"]) == 2 else ".".join(map(str, d["loc"][1:])): d[
+            "msg"
+        ]
         for d in response.json()["detail"]
     }
 
@@ -114,9 +106,7 @@ def _problems(response) -> dict[str, str]:  # type: ignore[no-untyped-def]
 def test_every_bad_field_gets_422_naming_it_and_nothing_is_stored(
     client: TestClient, system: System, requester: Actor, override: dict, field: str, fragment: str
 ) -> None:
-    response = client.post(
-        "/api/v1/test-requests", json=applicable(system).body(**override), headers=requester.headers
-    )
+    response = client.post("/api/v1/test-requests", json=applicable(system).body(**override), headers=requester.headers)
     problems = _problems(response)
     matching = [message for name, message in problems.items() if name.startswith(field)]
     assert matching, problems
@@ -124,12 +114,8 @@ def test_every_bad_field_gets_422_naming_it_and_nothing_is_stored(
     assert request_count(system) == 0
 
 
-@pytest.mark.parametrize(
-    "missing_field", ["uut", "use_case", "standard", "test_name", "preferred_date", "bench"]
-)
-def test_missing_fields_are_named(
-    client: TestClient, system: System, requester: Actor, missing_field: str
-) -> None:
+@pytest.mark.parametrize("missing_field", ["uut", "use_case", "standard", "test_name", "preferred_date", "bench"])
+def test_missing_fields_are_named(client: TestClient, system: System, requester: Actor, missing_field: str) -> None:
     body = applicable(system).body()
     del body[missing_field]
     problems = _problems(client.post("/api/v1/test-requests", json=body, headers=requester.headers))
@@ -142,9 +128,7 @@ def test_several_problems_are_reported_together(client: TestClient, system: Syst
     assert {"uut", "standard", "preferred_date"} <= set(problems)
 
 
-def test_combination_that_is_not_applicable_is_refused(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_combination_that_is_not_applicable_is_refused(client: TestClient, system: System, requester: Actor) -> None:
     combo = not_applicable(system)
     problems = _problems(client.post("/api/v1/test-requests", json=combo.body(), headers=requester.headers))
     assert "not applicable" in problems["test_name"]
@@ -159,14 +143,10 @@ def test_inactive_test_name_is_refused(client: TestClient, system: System, reque
     assert "inactive" in problems["test_name"]
 
 
-def test_bench_the_test_cannot_run_on_is_refused(
-    client: TestClient, system: System, requester: Actor
-) -> None:
+def test_bench_the_test_cannot_run_on_is_refused(client: TestClient, system: System, requester: Actor) -> None:
     combo = applicable(system, bench="Physical")
     with system.database.transaction() as session:
-        session.scalars(
-            select(TestName).where(TestName.code == combo.test_name)
-        ).one().bench_kind = "physical"
+        session.scalars(select(TestName).where(TestName.code == combo.test_name)).one().bench_kind = "physical"
     problems = _problems(
         client.post("/api/v1/test-requests", json=combo.body(bench="Virtual"), headers=requester.headers)
     )
@@ -235,10 +215,7 @@ def test_cancel_someone_elses_request(
     client: TestClient, system: System, requester: Actor, other_requester: Actor, manager: Actor
 ) -> None:
     number = submit(client, requester, applicable(system).body())["request_number"]
-    assert (
-        client.post(f"/api/v1/test-requests/{number}/cancel", headers=other_requester.headers).status_code
-        == 403
-    )
+    assert client.post(f"/api/v1/test-requests/{number}/cancel", headers=other_requester.headers).status_code == 403
     assert client.post(f"/api/v1/test-requests/{number}/cancel", headers=manager.headers).status_code == 200
 
 
@@ -259,14 +236,11 @@ def test_running_request_cannot_be_cancelled(client: TestClient, system: System,
     body = client.get(f"/api/v1/test-requests/{number}", headers=requester.headers).json()
     assert body["status"] == "Running"
     assert all(
-        body["timestamps"][k]
-        for k in ("fmu_ready_at", "doe_complete_at", "schedule_ready_at", "simulation_started_at")
+        body["timestamps"][k] for k in ("fmu_ready_at", "doe_complete_at", "schedule_ready_at", "simulation_started_at")
     )
 
 
-def test_illegal_service_transition_changes_nothing(
-    system: System, requester: Actor, client: TestClient
-) -> None:
+def test_illegal_service_transition_changes_nothing(system: System, requester: Actor, client: TestClient) -> None:
     number = submit(client, requester, applicable(system).body())["request_number"]
     with (
         pytest.raises(ValueError, match="cannot move a request from Submitted to Completed"),
@@ -278,9 +252,7 @@ def test_illegal_service_transition_changes_nothing(
         request = service.get(session=session, request_number=number)
         assert request.status == Status.Submitted
         events = session.scalar(
-            select(func.count())
-            .select_from(TestRequestEvent)
-            .where(TestRequestEvent.request_id == request.id)
+            select(func.count()).select_from(TestRequestEvent).where(TestRequestEvent.request_id == request.id)
         )
         assert events == 1
 
@@ -301,9 +273,7 @@ def test_failed_keeps_its_reason(system: System, requester: Actor, client: TestC
     assert body["timestamps"]["failed_at"] is not None
 
 
-def test_expected_state_guard_makes_retries_safe(
-    system: System, requester: Actor, client: TestClient
-) -> None:
+def test_expected_state_guard_makes_retries_safe(system: System, requester: Actor, client: TestClient) -> None:
     number = submit(client, requester, applicable(system).body())["request_number"]
     with system.database.transaction() as session:
         request = service.get(session=session, request_number=number)
@@ -325,9 +295,7 @@ def test_expected_state_guard_makes_retries_safe(
         )
 
 
-def test_preferred_date_boundary_uses_the_lab_zone(
-    system: System, requester: Actor, client: TestClient
-) -> None:
+def test_preferred_date_boundary_uses_the_lab_zone(system: System, requester: Actor, client: TestClient) -> None:
     yesterday = (datetime.now(ZoneInfo(LAB_ZONE)) - timedelta(days=1)).date().isoformat()
     problems = _problems(
         client.post(

@@ -74,9 +74,7 @@ class TestName(Base):
     name: Mapped[str] = mapped_column("Name", String(200))
     description: Mapped[str] = mapped_column("Description", Text, default="")
     category: Mapped[str] = mapped_column("Category", String(64))
-    bench_kind: Mapped[BenchKind] = mapped_column(
-        "BenchKind", _enum_column(BenchKind), default=BenchKind.both
-    )
+    bench_kind: Mapped[BenchKind] = mapped_column("BenchKind", _enum_column(BenchKind), default=BenchKind.both)
     nominal_duration_minutes: Mapped[int] = mapped_column("NominalDurationMinutes", Integer)
     setup_minutes: Mapped[int] = mapped_column("SetupMinutes", Integer, default=0)
     teardown_minutes: Mapped[int] = mapped_column("TeardownMinutes", Integer, default=0)
@@ -95,9 +93,7 @@ class TestNameApplicability(Base):
 
     id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
     test_id: Mapped[int] = mapped_column("TestId", ForeignKey("TestNames.Id", ondelete="CASCADE"), index=True)
-    standard_id: Mapped[int] = mapped_column(
-        "StandardId", ForeignKey("RelevantStandards.Id", ondelete="CASCADE")
-    )
+    standard_id: Mapped[int] = mapped_column("StandardId", ForeignKey("RelevantStandards.Id", ondelete="CASCADE"))
     use_case_id: Mapped[int] = mapped_column("UseCaseId", ForeignKey("UseCases.Id", ondelete="CASCADE"))
     uut_id: Mapped[int] = mapped_column("UUTIDId", ForeignKey("UUTIDs.Id", ondelete="CASCADE"))
     is_applicable: Mapped[bool] = mapped_column("IsApplicable", Boolean, default=True)

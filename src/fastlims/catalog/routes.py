@@ -20,16 +20,13 @@ def list_uuts(session: DbSession, _: ApiUser) -> list[UUTOut]:
 @router.get("/use-cases", response_model=list[UseCaseOut])
 def list_use_cases(session: DbSession, _: ApiUser) -> list[UseCaseOut]:
     """Active use cases, referred to by ``name``."""
-    return [
-        UseCaseOut(name=u.name, description=u.description) for u in service.get_use_cases(session=session)
-    ]
+    return [UseCaseOut(name=u.name, description=u.description) for u in service.get_use_cases(session=session)]
 
 
 @router.get("/standards", response_model=list[StandardOut])
 def list_standards(session: DbSession, _: ApiUser) -> list[StandardOut]:
     return [
-        StandardOut(code=s.code, name=s.name, description=s.description)
-        for s in service.get_standards(session=session)
+        StandardOut(code=s.code, name=s.name, description=s.description) for s in service.get_standards(session=session)
     ]
 
 

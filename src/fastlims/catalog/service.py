@@ -71,9 +71,7 @@ def applicable_test_names(
     return list(session.scalars(query))
 
 
-def is_applicable(
-    *, session: Session, test: TestName, uut: UUT, use_case: UseCase, standard: Standard
-) -> bool:
+def is_applicable(*, session: Session, test: TestName, uut: UUT, use_case: UseCase, standard: Standard) -> bool:
     row = session.scalar(
         select(TestNameApplicability).where(
             TestNameApplicability.test_id == test.id,

@@ -309,8 +309,7 @@ def import_document(session: Session, document: CatalogDocument, path: str) -> I
             value = getattr(row, field_name)
             if value not in known[field_name]:
                 problems.append(
-                    f"{located.where}: field '{field_name}': {value!r} is in neither this file"
-                    " nor the catalog"
+                    f"{located.where}: field '{field_name}': {value!r} is in neither this file nor the catalog"
                 )
     if problems:
         raise CatalogFileError(path, problems)
@@ -323,15 +322,11 @@ def import_document(session: Session, document: CatalogDocument, path: str) -> I
     for located in document.use_cases:
         row = located.row
         assert isinstance(row, UseCaseRow)
-        use_cases[row.name] = _upsert(
-            session, report, "use_cases", use_cases.get(row.name), UseCase, row.model_dump()
-        )
+        use_cases[row.name] = _upsert(session, report, "use_cases", use_cases.get(row.name), UseCase, row.model_dump())
     for located in document.standards:
         row = located.row
         assert isinstance(row, StandardRow)
-        standards[row.code] = _upsert(
-            session, report, "standards", standards.get(row.code), Standard, row.model_dump()
-        )
+        standards[row.code] = _upsert(session, report, "standards", standards.get(row.code), Standard, row.model_dump())
     for located in document.test_names:
         row = located.row
         assert isinstance(row, TestNameRow)
@@ -341,8 +336,7 @@ def import_document(session: Session, document: CatalogDocument, path: str) -> I
     session.flush()
 
     existing_rows = {
-        (a.test_id, a.standard_id, a.uut_id, a.use_case_id): a
-        for a in session.scalars(select(TestNameApplicability))
+        (a.test_id, a.standard_id, a.uut_id, a.use_case_id): a for a in session.scalars(select(TestNameApplicability))
     }
     for located in document.applicability:
         row = located.row

@@ -39,34 +39,22 @@ class TestRequest(Base):
     workflow_id: Mapped[str | None] = mapped_column("WorkflowId", String(200), nullable=True)
     simulation_folder: Mapped[str | None] = mapped_column("SimulationFolder", String(400), nullable=True)
     fmu_blob_path: Mapped[str | None] = mapped_column("FmuBlobPath", String(400), nullable=True)
-    simulation_results_path: Mapped[str | None] = mapped_column(
-        "SimulationResultsPath", String(400), nullable=True
-    )
+    simulation_results_path: Mapped[str | None] = mapped_column("SimulationResultsPath", String(400), nullable=True)
     simulation_progress: Mapped[int] = mapped_column("SimulationProgress", Integer, default=0)
     test_metrics_json: Mapped[str | None] = mapped_column("TestMetricsJson", Text, nullable=True)
-    optimised_start_at: Mapped[datetime | None] = mapped_column(
-        "OptimisedStartAt", UTCDateTime, nullable=True
-    )
+    optimised_start_at: Mapped[datetime | None] = mapped_column("OptimisedStartAt", UTCDateTime, nullable=True)
     assigned_bench: Mapped[str | None] = mapped_column("AssignedBench", String(100), nullable=True)
     # The Digital Twin hand-shake (messaging): when the request went out, how often, when it was accepted.
-    model_requested_at: Mapped[datetime | None] = mapped_column(
-        "ModelRequestedAt", UTCDateTime, nullable=True
-    )
-    dt_request_attempts: Mapped[int] = mapped_column(
-        "DtRequestAttempts", Integer, default=0, server_default="0"
-    )
+    model_requested_at: Mapped[datetime | None] = mapped_column("ModelRequestedAt", UTCDateTime, nullable=True)
+    dt_request_attempts: Mapped[int] = mapped_column("DtRequestAttempts", Integer, default=0, server_default="0")
     dt_accepted_at: Mapped[datetime | None] = mapped_column("DtAcceptedAt", UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("UpdatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
     fmu_ready_at: Mapped[datetime | None] = mapped_column("FmuReadyAt", UTCDateTime, nullable=True)
     doe_complete_at: Mapped[datetime | None] = mapped_column("DoeCompleteAt", UTCDateTime, nullable=True)
     schedule_ready_at: Mapped[datetime | None] = mapped_column("ScheduleReadyAt", UTCDateTime, nullable=True)
-    simulation_started_at: Mapped[datetime | None] = mapped_column(
-        "SimulationStartedAt", UTCDateTime, nullable=True
-    )
-    simulation_complete_at: Mapped[datetime | None] = mapped_column(
-        "SimulationCompleteAt", UTCDateTime, nullable=True
-    )
+    simulation_started_at: Mapped[datetime | None] = mapped_column("SimulationStartedAt", UTCDateTime, nullable=True)
+    simulation_complete_at: Mapped[datetime | None] = mapped_column("SimulationCompleteAt", UTCDateTime, nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column("CompletedAt", UTCDateTime, nullable=True)
     failed_at: Mapped[datetime | None] = mapped_column("FailedAt", UTCDateTime, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column("CancelledAt", UTCDateTime, nullable=True)

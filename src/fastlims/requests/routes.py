@@ -26,9 +26,7 @@ router = APIRouter(prefix="/api/v1/test-requests", tags=["test requests"])
 
 def serialize(request: TestRequest, zone: ZoneInfo, *, with_events: bool = False) -> TestRequestOut:
     """Times are given in the lab's zone, with their offset."""
-    timestamps = {
-        attribute: to_local(getattr(request, attribute), zone) for attribute in TIMESTAMP_ATTRIBUTE.values()
-    }
+    timestamps = {attribute: to_local(getattr(request, attribute), zone) for attribute in TIMESTAMP_ATTRIBUTE.values()}
     events = None
     if with_events:
         events = [

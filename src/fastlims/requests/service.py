@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fastlims.catalog import service as catalog
+from fastlims.messaging import outbox
 from fastlims.requests.models import TestRequest, TestRequestEvent
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import CANCELLABLE, IllegalTransition, Status, transition
@@ -78,15 +79,11 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
         problems.append(FieldProblem("preferred_date", f"{data.preferred_date.isoformat()} is in the past"))
     if test is not None and not test.bench_kind.allows(data.bench):
         problems.append(
-            FieldProblem(
-                "bench", f"test {test.code!r} runs on {test.bench_kind.value} benches only, not {data.bench}"
-            )
+            FieldProblem("bench", f"test {test.code!r} runs on {test.bench_kind.value} benches only, not {data.bench}")
         )
     if not problems:
         assert uut and use_case and standard and test
-        if not catalog.is_applicable(
-            session=session, test=test, uut=uut, use_case=use_case, standard=standard
-        ):
+        if not catalog.is_applicable(session=session, test=test, uut=uut, use_case=use_case, standard=standard):
             problems.append(
                 FieldProblem(
                     "test_name",
@@ -119,12 +116,11 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
     # The row id makes the number unique without a race; the year reads well on paper.
     year = utcnow().astimezone(zone).year
     request.request_number = f"TR-{year}-{request.id:06d}"
-    session.add(
-        TestRequestEvent(
-            request_id=request.id, kind="created", actor=requester.username, to_value="Submitted"
-        )
-    )
+    session.add(TestRequestEvent(request_id=request.id, kind="created", actor=requester.username, to_value="Submitted"))
     session.flush()
+    # Same transaction: the request is stored if and only if its messages are (transactional outbox).
+    outbox.enqueue_request(session, request)
+    outbox.enqueue_status(session, request)
     return request
 
 
@@ -163,9 +159,7 @@ def get_all(
     if status is not None:
         query = query.where(TestRequest.status == int(status))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    items = session.scalars(
-        query.order_by(TestRequest.id.desc()).offset((page - 1) * page_size).limit(page_size)
-    ).all()
+    items = session.scalars(query.order_by(TestRequest.id.desc()).offset((page - 1) * page_size).limit(page_size)).all()
     return list(items), total
 
 
@@ -216,6 +210,7 @@ def change_status(
         )
     )
     session.flush()
+    outbox.enqueue_status(session, request)
     return request
 
 
@@ -224,9 +219,7 @@ def cancel(*, session: Session, request: TestRequest, user: User, reason: str = 
         raise Forbidden(f"test request {request.request_number} belongs to another requester")
     current = Status(request.status)
     if current not in CANCELLABLE:
-        raise RequestInvalid(
-            [FieldProblem("status", f"a request in state {current.name} can no longer be cancelled")]
-        )
+        raise RequestInvalid([FieldProblem("status", f"a request in state {current.name} can no longer be cancelled")])
     return change_status(
         session=session,
         request=request,

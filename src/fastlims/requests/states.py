@@ -84,8 +84,7 @@ class IllegalTransition(ValueError):
     def __init__(self, current: Status, target: Status) -> None:
         allowed = ", ".join(s.name for s in sorted(TRANSITIONS[current])) or "none (final state)"
         super().__init__(
-            f"cannot move a request from {current.name} to {target.name};"
-            f" allowed from {current.name}: {allowed}"
+            f"cannot move a request from {current.name} to {target.name}; allowed from {current.name}: {allowed}"
         )
         self.current = current
         self.target = target

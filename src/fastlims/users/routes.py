@@ -32,9 +32,7 @@ class UserCreate(BaseModel):
 
 
 def _out(user: User) -> UserOut:
-    return UserOut(
-        username=user.username, display_name=user.display_name, role=user.role, is_active=user.is_active
-    )
+    return UserOut(username=user.username, display_name=user.display_name, role=user.role, is_active=user.is_active)
 
 
 @router.get("/me", response_model=UserOut)

@@ -41,15 +41,11 @@ def create(
 ) -> User:
     """Create a user; the username is the login and the requester id on their requests."""
     if not USERNAME_PATTERN.match(username):
-        raise UserError(
-            f"username {username!r} is invalid: use 2-64 lower-case letters, digits, '.', '_' or '-'"
-        )
+        raise UserError(f"username {username!r} is invalid: use 2-64 lower-case letters, digits, '.', '_' or '-'")
     try:
         role = Role(role)
     except ValueError:
-        raise UserError(
-            f"role {role!r} is unknown; expected one of {', '.join(r.value for r in Role)}"
-        ) from None
+        raise UserError(f"role {role!r} is unknown; expected one of {', '.join(r.value for r in Role)}") from None
     try:
         check_password_policy(password)
     except ValueError as exc:

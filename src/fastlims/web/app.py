@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from fastlims import __version__
 from fastlims.bootstrap import System
 from fastlims.catalog.routes import router as catalog_router
+from fastlims.messaging.routes import router as messaging_router
 from fastlims.requests.routes import router as requests_router
 from fastlims.users.routes import router as users_router
 from fastlims.web import errors, observability, pages
@@ -30,7 +31,9 @@ def create_app(system: System) -> FastAPI:
         openapi_url="/openapi.json",
     )
     app.state.system = system
-    metrics = observability.Metrics(system)
+    if system.web_metrics is None:
+        system.web_metrics = observability.Metrics(system)
+    metrics = system.web_metrics
     app.state.metrics = metrics
 
     app.add_middleware(observability.AccessLogMiddleware, metrics=metrics)
@@ -51,6 +54,7 @@ def create_app(system: System) -> FastAPI:
     app.include_router(catalog_router)
     app.include_router(requests_router)
     app.include_router(users_router)
+    app.include_router(messaging_router)
     app.include_router(observability.router(system, metrics))
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -102,6 +102,4 @@ async def check_csrf(request: Request) -> None:
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not secrets.compare_digest(str(expected), sent):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong: reload the page and try again"
-        )
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "CSRF token missing or wrong: reload the page and try again")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 from starlette.middleware.base import BaseHTTPMiddleware
@@ -25,9 +25,7 @@ class RequestStatusCollector:
         self.system = system
 
     def collect(self):  # type: ignore[no-untyped-def]
-        gauge = GaugeMetricFamily(
-            "fastlims_test_requests", "Test requests by lifecycle status", labels=["status"]
-        )
+        gauge = GaugeMetricFamily("fastlims_test_requests", "Test requests by lifecycle status", labels=["status"])
         try:
             with self.system.database.transaction() as session:
                 counts = requests_service.counts_by_status(session=session)
@@ -41,7 +39,7 @@ class RequestStatusCollector:
 
 class Metrics:
     def __init__(self, system: System) -> None:
-        self.registry = CollectorRegistry()
+        self.registry = system.metrics_registry
         self.http_requests = Counter(
             "fastlims_http_requests_total",
             "HTTP requests by route template, method and status",
@@ -62,9 +60,7 @@ class AccessLogMiddleware(BaseHTTPMiddleware):
         super().__init__(app)
         self.metrics = metrics
 
-    async def dispatch(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         status = 500
         try:

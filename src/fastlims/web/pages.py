@@ -116,9 +116,7 @@ def dashboard(request: Request, session: DbSession, user: PageUser) -> HTMLRespo
         "success_rate": (100.0 * counts[Status.Completed] / finished) if finished else None,
     }
     recent, _ = requests_service.get_all(session=session, user=user, page=1, page_size=8)
-    return _render(
-        request, "dashboard.html", {"user": user, "stats": stats, "counts": counts, "recent": recent}
-    )
+    return _render(request, "dashboard.html", {"user": user, "stats": stats, "counts": counts, "recent": recent})
 
 
 @router.get("/requests", response_class=HTMLResponse)
@@ -130,9 +128,7 @@ def request_list(
     page: int = Query(default=1, ge=1),
 ) -> HTMLResponse:
     wanted = Status.from_name(status) if status in Status.__members__ else None
-    items, total = requests_service.get_all(
-        session=session, user=user, status=wanted, page=page, page_size=25
-    )
+    items, total = requests_service.get_all(session=session, user=user, status=wanted, page=page, page_size=25)
     return _render(
         request,
         "requests_list.html",
@@ -215,9 +211,7 @@ def submit_request(
     if not errors:
         try:
             data = TestRequestCreate.model_validate(payload)
-            request_obj = requests_service.create(
-                session=session, data=data, requester=user, zone=system.zone
-            )
+            request_obj = requests_service.create(session=session, data=data, requester=user, zone=system.zone)
         except ValidationError as exc:
             for error in exc.errors():
                 errors.setdefault(*_form_error(error))
@@ -252,8 +246,7 @@ def _form_error(error: Any) -> tuple[str, str]:
     location = [str(part) for part in error["loc"]]
     field = location[0] if location else "form"
     if field in _CHOICES and (
-        error["type"] in ("string_too_short", "missing")
-        or (field == "preferred_date" and error.get("input") == "")
+        error["type"] in ("string_too_short", "missing") or (field == "preferred_date" and error.get("input") == "")
     ):
         return field, f"required: choose {_CHOICES[field]}"
     where = f" (at {'.'.join(location[1:])})" if len(location) > 1 else ""

@@ -17,9 +17,7 @@ def bounded(n: int, low: float = 0.0, high: float = 10.0) -> list[Parameter]:
 def coded(result: Design) -> np.ndarray:
     """The varied factors' values mapped back to coded units, by the test's own arithmetic."""
     varied = [f for f in result.factors if f.fixed is None]
-    return np.array(
-        [[2 * (run.values[f.name] - f.low) / (f.high - f.low) - 1 for f in varied] for run in result.runs]
-    )
+    return np.array([[2 * (run.values[f.name] - f.low) / (f.high - f.low) - 1 for f in varied] for run in result.runs])
 
 
 def build(method: str, n_factors: int, **options: object) -> Design:

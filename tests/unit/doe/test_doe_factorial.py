@@ -55,6 +55,11 @@ def test_full_factorial_over_budget_is_an_error_naming_both_numbers() -> None:
         build("full_factorial", 6, run_budget=20)
 
 
+def test_designs_beyond_the_run_cap_are_refused_before_they_are_built() -> None:
+    with pytest.raises(DoeError, match=r"needs 16384 runs, more than the 10000 allowed; use fractional_factorial"):
+        build("full_factorial", 14)
+
+
 # --- two-level fractional factorial -------------------------------------------------------
 
 

@@ -144,9 +144,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 
 def test_nothing_bounded_to_vary_by_default_tells_how_to_fix_it() -> None:
-    with pytest.raises(
-        DoeError, match=r"no settable parameter .* declares both min and max; list the factors"
-    ):
+    with pytest.raises(DoeError, match=r"no settable parameter .* declares both min and max; list the factors"):
         resolve_factors([Parameter(name="R0")], DoeSpec(method="sobol"))
 
 
@@ -154,3 +152,13 @@ def test_a_parameter_declared_twice_differently_is_ambiguous() -> None:
     twice = [Parameter(name="x", min=0, max=1, fmu="cell"), Parameter(name="x", min=0, max=2, fmu="pack")]
     with pytest.raises(DoeError, match=r"'x' is declared twice .*FMUs cell and pack"):
         resolve_factors(twice, DoeSpec(method="sobol"))
+
+
+@pytest.mark.parametrize("huge", [float("inf"), 1.7976931348623157e308])
+def test_infinite_or_dbl_max_bounds_count_as_none(huge: float) -> None:
+    parameter = Parameter(name="x", min=-huge, max=huge)
+    assert parameter.min is None and parameter.max is None
+    with pytest.raises(DoeError, match=r"'x' cannot vary: the FMU declares no min and max"):
+        resolve_factors([parameter], _spec(FactorSpec(name="x")))
+    [factor] = resolve_factors([parameter], _spec(FactorSpec(name="x", low=-1, high=1)))
+    assert (factor.low, factor.high) == (-1, 1)

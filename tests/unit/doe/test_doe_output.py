@@ -71,9 +71,7 @@ def test_run_ids_widen_past_999_runs() -> None:
 
 def test_duration_can_depend_on_the_run() -> None:
     spec = DoeSpec(method="full_factorial")
-    result = design(
-        spec, resolve_factors(bounded(1, 1, 2), spec), 3600.0, duration_of=lambda v: 3600.0 / v["p0"]
-    )
+    result = design(spec, resolve_factors(bounded(1, 1, 2), spec), 3600.0, duration_of=lambda v: 3600.0 / v["p0"])
     assert [r.expected_duration_s for r in result.runs] == [3600.0, 1800.0]
 
 
@@ -86,9 +84,7 @@ def test_duration_must_be_positive_and_finite(bad: float) -> None:
 
 def test_design_of_only_fixed_factors_is_refused() -> None:
     spec = DoeSpec(method="sobol", factors=[FactorSpec(name="p0", fixed=1.0)])
-    factors = [
-        f.model_copy(update={"fixed": 1.0}) for f in resolve_factors(bounded(1), DoeSpec(method="sobol"))
-    ]
+    factors = [f.model_copy(update={"fixed": 1.0}) for f in resolve_factors(bounded(1), DoeSpec(method="sobol"))]
     with pytest.raises(DoeError, match=r"nothing to vary"):
         design(spec, factors, 1.0)
 
@@ -173,3 +169,26 @@ def test_snapping_to_declared_levels_is_warned() -> None:
     assert {r.values["p0"] for r in result.runs} <= {0.0, 5.0, 10.0}
     assert any("rounded to its levels" in w for w in result.warnings)
     assert any("has 3 declared levels" in w for w in result.warnings)
+
+
+@given(
+    low=st.floats(-1e3, 1e3),
+    width=st.floats(0.5, 1e3),
+    kind=st.sampled_from(["continuous", "levels", "integer"]),
+    coded_values=st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=20),
+)
+@settings(max_examples=50, deadline=None)
+def test_vectorised_scaling_agrees_with_factor_from_coded(
+    low: float, width: float, kind: str, coded_values: list[float]
+) -> None:
+    from fastlims.doe.designs import _scale
+    from fastlims.doe.models import Factor
+
+    high = low + width
+    if kind == "integer":
+        low = float(np.ceil(low))
+        high = low + max(1.0, float(np.floor(width)))
+    levels = sorted({low, low + width / 3, high}) if kind == "levels" else None
+    factor = Factor(name="f", low=low, high=high, levels=levels, integer=kind == "integer")
+    expected = [factor.from_coded(c) for c in coded_values]
+    assert _scale(factor, np.array(coded_values)).tolist() == expected

@@ -27,9 +27,7 @@ doe:
 
 def test_mapping_form_reads_like_the_catalog_author_meant() -> None:
     spec = parse_doe_section(yaml.safe_load(CATALOG_YAML)["doe"])
-    assert (
-        spec.method == "box_behnken" and spec.run_budget == 30 and spec.seed == 7 and spec.center_points == 3
-    )
+    assert spec.method == "box_behnken" and spec.run_budget == 30 and spec.seed == 7 and spec.center_points == 3
     assert spec.factors == [
         FactorSpec(name="ambient_temperature", low=10, high=40),
         FactorSpec(name="soc_init", levels=[0.2, 0.5, 0.8]),
@@ -158,8 +156,6 @@ def test_arbitrary_input_gives_a_spec_or_a_doe_error_never_anything_else(section
     try:
         spec = parse_doe_section(section)
     except DoeError as exc:
-        assert exc.problems and all(
-            p.startswith("doe") or "factor" in p or "only applies" in p for p in exc.problems
-        )
+        assert exc.problems and all(p.startswith("doe") or "factor" in p or "only applies" in p for p in exc.problems)
     else:
         assert spec.method in METHODS

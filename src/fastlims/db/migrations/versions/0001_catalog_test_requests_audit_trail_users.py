@@ -99,9 +99,7 @@ def upgrade() -> None:
         sa.Column("CreatedAt", sa.DateTime(), nullable=False),
         sa.Column("LastUsedAt", sa.DateTime(), nullable=True),
         sa.Column("RevokedAt", sa.DateTime(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["UserId"], ["Users.Id"], name=op.f("fk_ApiTokens_UserId_Users"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["UserId"], ["Users.Id"], name=op.f("fk_ApiTokens_UserId_Users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("Id", name=op.f("pk_ApiTokens")),
         sa.UniqueConstraint("TokenHash", name=op.f("uq_ApiTokens_TokenHash")),
     )
@@ -194,9 +192,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["TestId"], ["TestNames.Id"], name=op.f("fk_TestRequests_TestId_TestNames")),
         sa.ForeignKeyConstraint(["UUTIDId"], ["UUTIDs.Id"], name=op.f("fk_TestRequests_UUTIDId_UUTIDs")),
-        sa.ForeignKeyConstraint(
-            ["UseCaseId"], ["UseCases.Id"], name=op.f("fk_TestRequests_UseCaseId_UseCases")
-        ),
+        sa.ForeignKeyConstraint(["UseCaseId"], ["UseCases.Id"], name=op.f("fk_TestRequests_UseCaseId_UseCases")),
         sa.PrimaryKeyConstraint("Id", name=op.f("pk_TestRequests")),
         sa.UniqueConstraint("RequestNumber", name=op.f("uq_TestRequests_RequestNumber")),
         sa.UniqueConstraint("TestUUID", name=op.f("uq_TestRequests_TestUUID")),
@@ -225,9 +221,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("Id", name=op.f("pk_TestRequestEvents")),
     )
     with op.batch_alter_table("TestRequestEvents", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_TestRequestEvents_TestRequestId"), ["TestRequestId"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_TestRequestEvents_TestRequestId"), ["TestRequestId"], unique=False)
 
 
 def downgrade() -> None:

@@ -1,0 +1,126 @@
+"""The AsyncAPI 3.0 document of the MQTT contract, generated from the pydantic message models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from fastlims import __version__
+from fastlims.messaging.schemas import ALL_MESSAGES
+from fastlims.messaging.topics import Topics
+
+# (channel id, address relative to the prefix, parameters, message, description)
+_CHANNELS: list[tuple[str, str, list[str], str, str]] = [
+    (
+        "request",
+        "requests/{test_UUID}",
+        ["test_UUID"],
+        "RequestMessage",
+        "The LIMS asks the Digital Twin for the FMU(s) of a test request (seed Figure 2). QoS 1.",
+    ),
+    (
+        "ack",
+        "requests/{test_UUID}/ack",
+        ["test_UUID"],
+        "AckMessage",
+        "The Digital Twin accepts or refuses a request. QoS 1. Uploading the models also counts as acceptance.",
+    ),
+    (
+        "status",
+        "requests/{test_UUID}/status",
+        ["test_UUID"],
+        "StatusMessage",
+        "The request's current lifecycle status. QoS 1, retained: a new subscriber gets it at once.",
+    ),
+    (
+        "benchCommands",
+        "benches/{bench}/commands",
+        ["bench"],
+        "BenchCommand",
+        "Start/stop/abort commands for one physical bench. QoS 1; the bench runs each idempotency_key once.",
+    ),
+    (
+        "benchState",
+        "benches/{bench}/state",
+        ["bench"],
+        "BenchState",
+        "A bench's state, retained; its MQTT last will publishes 'offline'.",
+    ),
+    ("runEvents", "runs/{run_id}/events", ["run_id"], "RunEvent", "Run lifecycle events (started, progress, ...)."),
+    (
+        "runMetrics",
+        "runs/{run_id}/metrics",
+        ["run_id"],
+        "MetricsBatch",
+        "Live samples in columnar batches; seq counts batches without gaps.",
+    ),
+    ("errors", "errors", [], "ErrorMessage", "Messages the LIMS refused, with the reason."),
+]
+_OPERATIONS: list[tuple[str, str, str]] = [
+    # (operation id, action from the LIMS's point of view, channel)
+    ("sendRequest", "send", "request"),
+    ("receiveAck", "receive", "ack"),
+    ("sendStatus", "send", "status"),
+    ("sendBenchCommand", "send", "benchCommands"),
+    ("receiveBenchState", "receive", "benchState"),
+    ("receiveRunEvents", "receive", "runEvents"),
+    ("receiveRunMetrics", "receive", "runMetrics"),
+    ("sendError", "send", "errors"),
+]
+
+
+def document(topics: Topics | None = None, server_host: str = "127.0.0.1:1883") -> dict[str, Any]:
+    topics = topics or Topics()
+    schemas: dict[str, Any] = {}
+    for name, model in ALL_MESSAGES.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+        for def_name, definition in schema.pop("$defs", {}).items():
+            schemas[def_name] = definition
+        schemas[name] = schema
+    channels = {}
+    for channel_id, address, parameters, message, description in _CHANNELS:
+        channels[channel_id] = {
+            "address": f"{topics.prefix}/{address}",
+            "description": description,
+            "messages": {message: {"$ref": f"#/components/messages/{message}"}},
+            **(
+                {"parameters": {p: {"description": f"The {p} (one topic level)"} for p in parameters}}
+                if parameters
+                else {}
+            ),
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "FastLIMS ↔ Digital Twin MQTT contract",
+            "version": __version__,
+            "description": "Topics, payloads and rules between the LIMS, Digital Twin partners and test benches. "
+            "Times are UTC as 'YYYY-MM-DD HH:MM:SS'. Every message carries a message_id; receivers "
+            "de-duplicate on it (QoS 1 is at-least-once).",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "lims": {
+                "host": server_host,
+                "protocol": "mqtt",
+                "protocolVersion": "3.1.1",
+                "description": "Username/password required; topic ACLs per identity (partner, bench).",
+            }
+        },
+        "channels": channels,
+        "operations": {
+            op_id: {"action": action, "channel": {"$ref": f"#/channels/{channel}"}}
+            for op_id, action, channel in _OPERATIONS
+        },
+        "components": {
+            "messages": {
+                name: {"name": name, "payload": {"$ref": f"#/components/schemas/{name}"}} for name in ALL_MESSAGES
+            },
+            "schemas": schemas,
+        },
+    }
+
+
+def as_yaml(topics: Topics | None = None, server_host: str = "127.0.0.1:1883") -> str:
+    return yaml.safe_dump(document(topics, server_host), sort_keys=False, allow_unicode=True, width=110)

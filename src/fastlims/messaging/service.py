@@ -1,0 +1,327 @@
+"""The LIMS side of the DT contract: outbox relay, ack consumer and ack-timeout watchdog.
+
+- Relay: publishes pending outbox rows in id order, marks them sent only after the broker's
+  PUBACK, and then moves a just-announced request to ``ModelRequested``. A broker outage only
+  delays: rows stay pending and go out, in order, when the connection is back.
+- Acks: accepted → the request's DT acceptance is recorded; refused → ``Failed`` with the DT's
+  reason. A redelivered ack (same message_id) is handled once.
+- Watchdog: no ack within ``dt_ack_timeout_s`` → the request is sent again (same message_id),
+  up to ``dt_request_retries`` times, then ``Failed`` with a clear reason.
+- Bad messages are logged, counted and answered on ``…/errors``; the consumer never stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fastlims.db.engine import Database
+from fastlims.messaging import outbox
+from fastlims.messaging.client import MqttClient
+from fastlims.messaging.metrics import MessagingMetrics
+from fastlims.messaging.models import OutboxMessage, ProcessedMessage
+from fastlims.messaging.schemas import AckMessage, ErrorMessage, seed_time
+from fastlims.messaging.topics import Topics
+from fastlims.requests import service as requests
+from fastlims.requests.models import TestRequest, TestRequestEvent
+from fastlims.requests.states import Status
+from fastlims.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+BATCH = 200
+
+
+@dataclass(frozen=True)
+class AckPolicy:
+    timeout_s: float
+    retries: int
+
+
+class Rejected(Exception):
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class MessagingService:
+    """BackgroundService: one MQTT connection for the LIMS, the relay, acks and the watchdog."""
+
+    name = "mqtt-messaging"
+
+    def __init__(
+        self,
+        database: Database,
+        client: MqttClient,
+        topics: Topics,
+        metrics: MessagingMetrics,
+        ack_policy: AckPolicy,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.database = database
+        self.client = client
+        self.topics = topics
+        self.metrics = metrics
+        self.ack_policy = ack_policy
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        outbox.on_commit(self.wake)
+        self.client.subscribe(self.topics.all_acks, self._receive, qos=1)
+        self.client.on_connection_change = self._connection_changed
+        await self.client.start()
+        self._tasks = [
+            asyncio.create_task(self._relay_loop(), name="outbox-relay"),
+            asyncio.create_task(self._consume_loop(), name="ack-consumer"),
+            asyncio.create_task(self._watchdog_loop(), name="ack-watchdog"),
+        ]
+
+    async def stop(self) -> None:
+        outbox.remove_listener(self.wake)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self.client.stop()
+
+    def wake(self) -> None:
+        """Thread-safe: called after a transaction that enqueued messages commits."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    def _connection_changed(self, connected: bool) -> None:
+        self.metrics.connected.set(1 if connected else 0)
+        if connected:
+            self._wake.set()
+
+    # --- relay -------------------------------------------------------------------------------
+
+    async def _relay_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()
+            try:
+                while self.client.connected and await self.relay_once():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay round failed; will retry")
+                await asyncio.sleep(min(self.poll_s, 1.0))
+
+    async def relay_once(self) -> bool:
+        """Publish one batch of pending rows; True when a full batch went out (more may wait)."""
+        rows = await asyncio.to_thread(self._pending)
+        self.metrics.outbox_pending.set(len(rows))
+        if not rows:
+            return False
+        futures = [
+            await self.client.publish(self.topics.relative(topic), payload, qos=qos, retain=retain)
+            for _, topic, payload, qos, retain in rows
+        ]
+        results = await asyncio.gather(*(asyncio.wait_for(f, 30) for f in futures), return_exceptions=True)
+        # Only the confirmed prefix is marked sent: the first failure and everything after it is
+        # sent again later, so the order of announcements is kept.
+        confirmed: list[tuple[int, str]] = []
+        for (row_id, topic, *_), result in zip(rows, results, strict=True):
+            if result is not True:
+                break
+            confirmed.append((row_id, topic))
+        if confirmed:
+            await asyncio.to_thread(self._mark_sent, confirmed)
+        return len(confirmed) == len(rows) == BATCH
+
+    def _pending(self) -> list[tuple[int, str, str, int, bool]]:
+        with self.database.transaction() as session:
+            rows = session.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.topic,
+                    OutboxMessage.payload,
+                    OutboxMessage.qos,
+                    OutboxMessage.retain,
+                )
+                .where(OutboxMessage.sent_at.is_(None))
+                .order_by(OutboxMessage.id)
+                .limit(BATCH)
+            ).all()
+            return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    def _mark_sent(self, confirmed: list[tuple[int, str]]) -> None:
+        now = utcnow()
+        with self.database.transaction() as session:
+            for row_id, topic in confirmed:
+                row = session.get(OutboxMessage, row_id)
+                if row is None or row.sent_at is not None:
+                    continue  # another relay got there first
+                row.sent_at = now
+                row.attempts += 1
+                kind = (
+                    "status" if topic.endswith("/status") else "request" if topic.startswith("requests/") else "other"
+                )
+                self.metrics.published.labels(kind).inc()
+                if kind == "request":
+                    self._request_announced(session, topic.split("/", 1)[1])
+
+    def _request_announced(self, session: Session, test_uuid: str) -> None:
+        try:
+            request = requests.get_by_uuid(session=session, test_uuid=test_uuid)
+        except requests.NotFound:
+            return
+        request.dt_request_attempts += 1
+        if request.status == Status.Submitted:
+            requests.change_status(
+                session=session,
+                request=request,
+                target=Status.ModelRequested,
+                actor="mqtt-relay",
+                reason="request published to the Digital Twin",
+            )
+        elif request.status == Status.ModelRequested:
+            request.model_requested_at = utcnow()  # a re-send restarts the ack clock
+
+    # --- inbound -----------------------------------------------------------------------------
+
+    async def _receive(self, topic: str, payload: bytes) -> None:
+        await self._inbox.put((topic, payload))
+
+    async def _consume_loop(self) -> None:
+        while True:
+            topic, payload = await self._inbox.get()
+            try:
+                kind = await asyncio.to_thread(self.handle_ack, topic, payload)
+                self.metrics.received.labels(kind).inc()
+            except Rejected as rejected:
+                await self._report(topic, rejected)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ack handling failed", extra={"topic": topic})
+                await self._report(topic, Rejected("internal", "the LIMS could not process this message"))
+
+    def handle_ack(self, topic: str, payload: bytes) -> str:
+        """Apply one ack; returns what happened, raises ``Rejected`` for a bad message."""
+        topic_uuid = self.topics.parse_ack(topic)
+        if topic_uuid is None:
+            raise Rejected("topic", f"{topic!r} is not an ack topic")
+        try:
+            data = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Rejected("not_json", f"payload is not JSON: {exc}") from None
+        try:
+            ack = AckMessage.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors())
+            raise Rejected("schema", f"ack does not match the AckMessage schema: {problems}") from None
+        if ack.test_UUID != topic_uuid:
+            raise Rejected("topic_mismatch", f"test_UUID {ack.test_UUID!r} differs from the topic's {topic_uuid!r}")
+        try:
+            with self.database.transaction() as session:
+                session.add(ProcessedMessage(message_id=ack.message_id, topic=topic))
+                session.flush()
+                return self._apply_ack(session, ack)
+        except IntegrityError:
+            return "duplicate"  # already handled: a QoS 1 redelivery
+
+    def _apply_ack(self, session: Session, ack: AckMessage) -> str:
+        try:
+            request = requests.get_by_uuid(session=session, test_uuid=ack.test_UUID)
+        except requests.NotFound:
+            raise Rejected("unknown_request", f"no test request has test_UUID {ack.test_UUID!r}") from None
+        status = Status(request.status)
+        if ack.accepted:
+            if status is Status.Submitted:  # the ack overtook our own bookkeeping
+                requests.change_status(session=session, request=request, target=Status.ModelRequested, actor="dt")
+                status = Status.ModelRequested
+            if request.dt_accepted_at is None:
+                request.dt_accepted_at = utcnow()
+                session.add(
+                    TestRequestEvent(
+                        request_id=request.id,
+                        kind="edit",
+                        actor="dt",
+                        field="dt_ack",
+                        to_value="accepted",
+                        reason=ack.reason,
+                    )
+                )
+            return "accepted"
+        if status in (Status.Submitted, Status.ModelRequested):
+            requests.change_status(
+                session=session,
+                request=request,
+                target=Status.Failed,
+                actor="dt",
+                reason=f"the Digital Twin refused the request: {ack.reason or 'no reason given'}",
+            )
+            return "refused"
+        raise Rejected(
+            "late_ack", f"request {request.request_number} is already {status.name}; the refusal comes too late"
+        )
+
+    async def _report(self, topic: str, rejected: Rejected) -> None:
+        self.metrics.rejected.labels(rejected.kind).inc()
+        log.warning("mqtt message rejected", extra={"topic": topic, "kind": rejected.kind, "reason": rejected.reason})
+        error = ErrorMessage(topic=topic, reason=rejected.reason, at=seed_time(utcnow()))
+        if self.client.connected:
+            await self.client.publish(self.topics.errors(), error.model_dump_json(), qos=1)
+
+    # --- watchdog ----------------------------------------------------------------------------
+
+    async def _watchdog_loop(self) -> None:
+        interval = max(0.05, min(self.ack_policy.timeout_s / 4, 5.0))
+        while True:
+            await asyncio.sleep(interval)  # a periodic check, not a synchronisation
+            try:
+                await asyncio.to_thread(self.check_ack_timeouts)
+            except Exception:
+                log.exception("ack watchdog round failed")
+
+    def check_ack_timeouts(self) -> None:
+        deadline = utcnow() - timedelta(seconds=self.ack_policy.timeout_s)
+        with self.database.transaction() as session:
+            overdue = session.scalars(
+                select(TestRequest).where(
+                    TestRequest.status == int(Status.ModelRequested),
+                    TestRequest.dt_accepted_at.is_(None),
+                    TestRequest.model_requested_at < deadline,
+                )
+            ).all()
+            for request in overdue:
+                topic = f"requests/{request.test_uuid}"
+                waiting = session.scalar(
+                    select(OutboxMessage.id).where(OutboxMessage.topic == topic, OutboxMessage.sent_at.is_(None))
+                )
+                if waiting is not None:
+                    continue  # a re-send is already queued (the broker may be down)
+                if request.dt_request_attempts <= self.ack_policy.retries:
+                    outbox.enqueue_request(session, request)
+                    log.info("re-sending request: no ack yet", extra={"request": request.request_number})
+                else:
+                    requests.change_status(
+                        session=session,
+                        request=request,
+                        target=Status.Failed,
+                        actor="mqtt-watchdog",
+                        reason=(
+                            f"the Digital Twin did not acknowledge the request within {self.ack_policy.timeout_s:g} s"
+                            f" after {request.dt_request_attempts} attempt(s)"
+                        ),
+                    )

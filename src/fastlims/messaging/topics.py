@@ -1,0 +1,80 @@
+"""The MQTT topic tree, under a configurable prefix (default ``fastest/v1``).
+
+Conventions (HiveMQ's topic best practices, Sparkplug): no leading slash, ids in the topic, the
+current status retained, bench liveness by last will. Every level is plain ASCII without
+wildcards, so ids are checked before they become part of a topic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "fastest/v1"
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9._-]+)*$")
+
+
+def check_id(kind: str, value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(f"{kind} {value!r} cannot be a topic level: use letters, digits, '.', '_', ':' or '-'")
+    return value
+
+
+def check_prefix(prefix: str) -> str:
+    if not _PREFIX.match(prefix):
+        raise ValueError(f"topic prefix {prefix!r} must be levels like 'fastest/v1' (no leading or trailing '/')")
+    return prefix
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        check_prefix(self.prefix)
+
+    # LIMS → DT
+    def request(self, test_uuid: str) -> str:
+        return f"{self.prefix}/requests/{check_id('test_UUID', test_uuid)}"
+
+    # DT → LIMS
+    def ack(self, test_uuid: str) -> str:
+        return f"{self.request(test_uuid)}/ack"
+
+    # LIMS → all, retained
+    def status(self, test_uuid: str) -> str:
+        return f"{self.request(test_uuid)}/status"
+
+    def bench_commands(self, bench: str) -> str:
+        return f"{self.prefix}/benches/{check_id('bench', bench)}/commands"
+
+    def bench_state(self, bench: str) -> str:
+        return f"{self.prefix}/benches/{check_id('bench', bench)}/state"
+
+    def run_events(self, run_id: str) -> str:
+        return f"{self.prefix}/runs/{check_id('run_id', run_id)}/events"
+
+    def run_metrics(self, run_id: str) -> str:
+        return f"{self.prefix}/runs/{check_id('run_id', run_id)}/metrics"
+
+    def errors(self) -> str:
+        return f"{self.prefix}/errors"
+
+    # Subscription filters
+    @property
+    def all_acks(self) -> str:
+        return f"{self.prefix}/requests/+/ack"
+
+    def relative(self, suffix: str) -> str:
+        """The outbox stores topics relative to the prefix, so a prefix change needs no migration."""
+        return f"{self.prefix}/{suffix}"
+
+    def parse_ack(self, topic: str) -> str | None:
+        """The test_UUID of an ack topic, or None when the topic is not an ack."""
+        head = f"{self.prefix}/requests/"
+        if topic.startswith(head) and topic.endswith("/ack"):
+            middle = topic[len(head) : -len("/ack")]
+            if "/" not in middle and _ID.match(middle):
+                return middle
+        return None

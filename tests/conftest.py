@@ -69,7 +69,8 @@ def new_postgres_database(postgres: PostgresServer, template: str | None = None)
     name = f"t_{uuid.uuid4().hex[:12]}"
     engine = create_engine(postgres.admin_url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        suffix = f" TEMPLATE {template}" if template else ""
+        # FILE_COPY: ~0.3 s instead of ~0.5 s per database for a small template (fsync is off).
+        suffix = f" TEMPLATE {template} STRATEGY = FILE_COPY" if template else ""
         connection.execute(text(f"CREATE DATABASE {name}{suffix}"))
     engine.dispose()
     return postgres.url(name)

@@ -1,0 +1,1 @@
+"""Peers of a test: simulation models (FMUs) and the tools that build and run them."""

@@ -1,0 +1,20 @@
+"""Test FMUs compiled from C sources kept in this package (FMI 2.0 and 3.0 co-simulation).
+
+Models: ``battery_cell`` (equivalent-circuit cell: OCV(SOC), R0, two RC branches, lumped
+thermal model; input current I, positive = discharge) and ``cycler`` (one channel imposing a
+current: constant or following a setpoint input). Each also comes as ``<model>_crash``,
+``<model>_error`` and ``<model>_nan``, which fail on purpose at ``fault_time_s``.
+
+    path = build_fmu("battery_cell", "3.0", tmp_dir)   # -> tmp_dir/battery_cell_fmi3.fmu
+"""
+
+from fastlims.peers.fmus.build import (
+    FAULTS,
+    FMI_VERSIONS,
+    FmuBuildError,
+    available_models,
+    build_fmu,
+    default_cache_dir,
+)
+
+__all__ = ["FAULTS", "FMI_VERSIONS", "FmuBuildError", "available_models", "build_fmu", "default_cache_dir"]

@@ -39,6 +39,8 @@ DEFAULT_CCD_CENTER_POINTS = 4
 #: The largest design built at all: every run is a test on a bench, so beyond this it is a typo
 #: in a catalog entry, not a plan.
 MAX_RUNS = 10_000
+#: The largest Latin hypercube given pyDOE's maximin search (each swap costs O(N^2 k)).
+MAX_MAXIMIN_RUNS = 2_000
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,8 @@ def fractional_factorial(spec: DoeSpec, factors: Sequence[Factor]) -> CodedDesig
             raise DoeError(
                 [f"generators give resolution {resolution}, below the requested resolution {spec.resolution}"]
             )
+        _check_budget(spec, 1 << len(structure.base), "the fraction these generators define", "add generators")
         matrix = _from_generators(structure)
-        _check_budget(spec, matrix.shape[0], "the fraction these generators define", "add generators")
     elif spec.resolution is not None or spec.run_budget is None:
         target = spec.resolution or DEFAULT_RESOLUTION
         matrix = _best_at_same_size(k, _fracfact_by_res(k, target), target)
@@ -175,8 +177,8 @@ def fractional_factorial(spec: DoeSpec, factors: Sequence[Factor]) -> CodedDesig
     else:
         matrix = _highest_resolution_within(k, min(spec.run_budget, MAX_RUNS))
         structure = two_level_structure(matrix)
-        if structure is not None and not structure.generators:
-            warnings.append(f"the run budget affords the full 2^{k} factorial: no aliasing")
+    if structure is not None and not structure.generators:
+        warnings.append(f"fractional_factorial: this is the full 2^{k} factorial (no aliasing)")
     if spec.center_points:
         matrix = _with_centre_points(matrix, spec.center_points)
     return CodedDesign(matrix, tuple(warnings), two_level=True, structure=structure)
@@ -251,14 +253,23 @@ def latin_hypercube(spec: DoeSpec, factors: Sequence[Factor]) -> CodedDesign:
     n, warnings = _space_filling_size(spec, k)
     if n < 2:
         raise DoeError(["latin_hypercube needs a run_budget of at least 2"])
-    unit = np.asarray(pydoe.maximin_design(n, k, iterations=lhs_iterations(n, k), seed=spec.seed))
+    _check_budget(spec, n, "a Latin hypercube", "lower run_budget")
+    if n <= MAX_MAXIMIN_RUNS:
+        unit = np.asarray(pydoe.maximin_design(n, k, iterations=lhs_iterations(n, k), seed=spec.seed))
+    else:
+        # pyDOE's search recomputes all N^2/2 distances per swap: beyond this size a plain
+        # cell-centred Latin hypercube (the same as its starting point) is all that is affordable.
+        unit = np.asarray(qmc.LatinHypercube(d=k, scramble=False, seed=spec.seed).random(n))
+        warnings.append(f"latin_hypercube: no maximin search above {MAX_MAXIMIN_RUNS} runs (a plain Latin hypercube)")
     warnings += _level_warnings(factors, n)
     return CodedDesign(2.0 * unit - 1.0, tuple(warnings))
 
 
 def lhs_iterations(n_runs: int, n_factors: int) -> int:
-    """Swap trials of the maximin search: grows with the design, capped to stay under a second."""
-    return int(min(10_000, max(500, 20 * n_runs * n_factors)))
+    """Swap trials of the maximin search: grows with the design, capped to about a second
+    (each trial recomputes N^2/2 distances in k dimensions)."""
+    affordable = int(5e8 // max(1, n_runs * n_runs * n_factors // 2))
+    return max(1, min(10_000, max(500, 20 * n_runs * n_factors), affordable))
 
 
 def sobol(spec: DoeSpec, factors: Sequence[Factor]) -> CodedDesign:
@@ -266,6 +277,7 @@ def sobol(spec: DoeSpec, factors: Sequence[Factor]) -> CodedDesign:
     2^m equal strata of each factor hit exactly once (the net's balance property)."""
     k = len(factors)
     n, warnings = _space_filling_size(spec, k, power_of_two=True)
+    _check_budget(spec, n, "a Sobol design", "lower run_budget")
     m = n.bit_length() - 1
     if 1 << m != n:
         warnings.append(
@@ -284,6 +296,7 @@ def d_optimal(spec: DoeSpec, factors: Sequence[Factor]) -> CodedDesign:
     exchange over each factor's levels, or -1/0/+1 for continuous factors)."""
     if spec.run_budget is None:
         raise DoeError(["d_optimal needs a run_budget: the number of runs to choose"])
+    _check_budget(spec, spec.run_budget, "a D-optimal design", "lower run_budget")
     grids = []
     for factor in factors:
         if factor.levels is not None:
@@ -416,18 +429,10 @@ def _highest_resolution_within(k: int, budget: int) -> FloatMatrix:
 
 def _from_generators(structure: TwoLevelStructure) -> FloatMatrix:
     """Build the fraction with pyDOE's ``fracfact``: base factors become its letters a, b, …"""
-    pydoe_letter = {factor: chr(ord("a") + i) for i, factor in enumerate(structure.base)}
-    if len(pydoe_letter) > 26:
-        raise DoeError(
-            [
-                f"fractional_factorial: {len(pydoe_letter)} base factors (2^{len(pydoe_letter)} runs) "
-                "is too many; add generators"
-            ]
-        )
-    terms = {factor: letter for factor, letter in pydoe_letter.items()}
-    generated = {}
+    # Callers check the run count (2^base) first, which also keeps base factors within a..z.
+    term = {factor: chr(ord("a") + i) for i, factor in enumerate(structure.base)}
     for g in structure.generators:
-        word = "".join(pydoe_letter[j] for j in structure.base if g.word >> j & 1)
-        generated[g.factor] = ("-" if g.sign < 0 else "") + word
-    gen = " ".join(terms.get(j) or generated[j] for j in range(structure.n_factors))
+        word = "".join(term[j] for j in structure.base if g.word >> j & 1)
+        term[g.factor] = ("-" if g.sign < 0 else "") + word
+    gen = " ".join(term[j] for j in range(structure.n_factors))
     return np.asarray(pydoe.fracfact(gen), dtype=np.float64)

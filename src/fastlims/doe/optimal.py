@@ -1,9 +1,11 @@
 """D-optimal designs of a given size by coordinate exchange (Meyer & Nachtsheim, 1995).
 
-Why our own: pyDOE's ``optimal_design`` picks rows from a candidate set and, when the run count
-equals the number of model terms, returns a singular design (FINDINGS.md); pyoptex does
-coordinate exchange well but brings numba, pandas, scikit-learn, statsmodels and plotly
-(~0.9 GB) for one function. This is ~100 lines of numpy.
+Why our own: pyDOE's ``optimal_design`` exchanges rows of a 3^k candidate set and never leaves a
+singular starting design: it returns D-efficiency 0 when runs equal model terms (FINDINGS.md)
+and also well above it (6 factors, quadratic model, 42 runs for 28 terms: rank 14), and takes
+minutes at 10 factors. pyoptex does coordinate exchange well, but installs ~0.9 GB (numba,
+llvmlite, pandas, scikit-learn, statsmodels, plotly, kaleido) and was no more efficient and
+3-25x slower on our benchmark (bench/results/doe.json). This is ~100 lines of numpy.
 
 The algorithm: from a random nonsingular start, change one coordinate of one run at a time to
 the grid level that most increases det(X'X) (Fedorov's update formula, so each trial costs
@@ -27,6 +29,8 @@ FloatVector = npt.NDArray[np.float64]
 
 #: Random starts kept to the best: enough that small problems reach the known optimum (tests).
 DEFAULT_STARTS = 10
+#: Designs up to this many runs get all their starts.
+_FULL_STARTS_UP_TO = 200
 #: Passes over all coordinates per start; a pass without a change ends the start earlier.
 MAX_PASSES = 30
 #: Random draws tried to find a nonsingular starting design.
@@ -60,6 +64,9 @@ def coordinate_exchange(
             ]
         )
     rng = np.random.default_rng(seed)
+    # A start costs O(N) exchanges; large designs get fewer starts (their starts end at nearly
+    # the same efficiency anyway), so a big budget cannot stall the pipeline.
+    starts = max(1, min(starts, starts * _FULL_STARTS_UP_TO // n_runs))
     best: FloatMatrix | None = None
     best_logdet = -np.inf
     for _ in range(starts):

@@ -177,7 +177,8 @@ class TwoLevelStructure:
         if words is not None:
             return min(mask.bit_count() for mask, _ in words)
         # Too many words to enumerate: two distinct terms of order <= 3 with the same column
-        # give every word of length <= 6, which covers any design a run budget allows.
+        # give every word of length <= 6, which covers any design within MAX_RUNS; 7 would be
+        # a lower bound.
         shortest = 7
         for terms in self._terms_by_vector(3).values():
             for (a, _), (b, _) in itertools.combinations(terms, 2):

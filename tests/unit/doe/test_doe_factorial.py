@@ -133,7 +133,7 @@ def test_budget_for_the_full_factorial_says_so() -> None:
     result = build("fractional_factorial", 3, run_budget=8)
     assert len(result.runs) == 8
     assert result.quality.resolution is None
-    assert any("full 2^3 factorial" in w for w in result.warnings)
+    assert any("full 2^3 factorial (no aliasing)" in w for w in result.warnings)
 
 
 def test_center_points_are_added_and_left_out_of_the_aliasing() -> None:
@@ -160,6 +160,11 @@ def test_center_points_are_added_and_left_out_of_the_aliasing() -> None:
 def test_fractional_factorial_errors(options: dict[str, object], message: str) -> None:
     with pytest.raises(DoeError, match=message):
         build("fractional_factorial", 4, **options)
+
+
+def test_generators_leaving_too_many_base_factors_are_refused_before_building() -> None:
+    with pytest.raises(DoeError, match=r"needs 524288 runs, more than the 10000 allowed; add generators"):
+        build("fractional_factorial", 20, generators=["U = AB"])
 
 
 def test_aliased_main_effects_are_refused() -> None:

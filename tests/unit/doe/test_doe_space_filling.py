@@ -62,7 +62,9 @@ def test_latin_hypercube_without_budget_uses_ten_runs_per_factor_and_says_so() -
 
 def test_lhs_search_effort_is_bounded() -> None:
     assert lhs_iterations(2, 1) == 500
-    assert lhs_iterations(1000, 50) == 10_000
+    assert lhs_iterations(100, 10) == 10_000
+    for n, k in [(1000, 50), (2000, 5), (2000, 100)]:
+        assert 1 <= lhs_iterations(n, k) * n * n * k / 2 <= 5e8 or lhs_iterations(n, k) == 1
 
 
 def test_latin_hypercube_of_one_run_is_refused() -> None:
@@ -106,3 +108,14 @@ def test_sobol_is_deterministic_for_a_seed() -> None:
 def test_sobol_of_one_run_is_refused() -> None:
     with pytest.raises(DoeError, match=r"sobol needs a run_budget of at least 2"):
         build("sobol", 2, run_budget=1)
+
+
+def test_large_latin_hypercube_skips_the_maximin_search_but_stays_latin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastlims.doe import designs
+
+    monkeypatch.setattr(designs, "MAX_MAXIMIN_RUNS", 5)
+    result = build("latin_hypercube", 3, run_budget=12, seed=1)
+    x = coded(result)
+    for j in range(3):
+        assert sorted(_strata(x[:, j], 12)) == list(range(12))
+    assert any("no maximin search above 5 runs" in w for w in result.warnings)

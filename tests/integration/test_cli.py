@@ -49,8 +49,10 @@ def test_bad_role_and_unknown_user(env: Path) -> None:
 
 def test_db_commands(env: Path) -> None:
     runner = CliRunner()
-    assert "database at 0002" in runner.invoke(main, ["db", "upgrade"]).output
-    assert "current: 0002" in runner.invoke(main, ["db", "current"]).output
+    from fastlims.db.migrate import head_revision
+
+    assert f"database at {head_revision()}" in runner.invoke(main, ["db", "upgrade"]).output
+    assert f"current: {head_revision()}" in runner.invoke(main, ["db", "current"]).output
     assert "database at base" in runner.invoke(main, ["db", "downgrade", "base"]).output
 
 
@@ -58,3 +60,37 @@ def test_bad_configuration_is_named(env: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("FASTLIMS_TIMEZONE", "Mars/Olympus")
     result = CliRunner().invoke(main, ["db", "current"])
     assert result.exit_code == 1 and "Mars/Olympus" in result.output
+
+
+def test_mqtt_users_add_and_list(env: Path) -> None:
+    runner = CliRunner()
+    added = runner.invoke(main, ["mqtt-users", "add", "comau-dt", "--role", "partner"])
+    assert added.exit_code == 0 and "one-time password (shown only now):" in added.output
+    bench = runner.invoke(
+        main, ["mqtt-users", "add", "bench-01", "--role", "bench", "--password-stdin"], input="bench-password-1\n"
+    )
+    assert bench.exit_code == 0 and "one-time password" not in bench.output
+    listing = runner.invoke(main, ["mqtt-users", "list"]).output
+    assert "comau-dt\tpartner\tactive" in listing and "bench-01\tbench\tactive" in listing
+    again = runner.invoke(main, ["mqtt-users", "add", "comau-dt", "--role", "partner"])
+    assert again.exit_code == 1 and "already exists" in again.output
+    bad = runner.invoke(main, ["mqtt-users", "add", "a/b", "--role", "bench"])
+    assert bad.exit_code == 1 and "becomes a topic level" in bad.output
+    assert runner.invoke(main, ["mqtt-users", "add", "x1", "--role", "lims"]).exit_code == 2
+
+
+def test_mqtt_identity_passwords_are_argon2(env: Path) -> None:
+    from fastlims.bootstrap import build
+    from fastlims.config import Settings
+    from fastlims.messaging import identities
+
+    CliRunner().invoke(
+        main, ["mqtt-users", "add", "dt1", "--role", "partner", "--password-stdin"], input="a-long-password\n"
+    )
+    system = build(Settings())
+    with system.database.transaction() as session:
+        user = identities.get_all(session=session)[0]
+        assert user.password_hash.startswith("$argon2id$")
+        assert identities.check(session=session, username="dt1", password="a-long-password") is not None
+        assert identities.check(session=session, username="dt1", password="wrong-password") is None
+    system.close()

@@ -4,6 +4,7 @@ LIMS, the system's services in a background event loop, and a paho client acting
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -181,19 +182,15 @@ class TcpGate:
             pass
         finally:
             for s in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._stop.set()
         self._server.close()
         for connection in self._connections:
-            try:
+            with contextlib.suppress(OSError):
                 connection.close()
-            except OSError:
-                pass
 
 
 @dataclass

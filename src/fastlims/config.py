@@ -72,10 +72,15 @@ class Settings(BaseSettings):
         default=10 * 1024**3, ge=1, description="A partner's pool space unless set per partner"
     )
     intake_watch_pool: bool = Field(default=True, description="Watch a local pool folder for dropped files")
-    intake_watch_settle_s: float = Field(default=1.0, gt=0, description="A dropped file is complete when unchanged this long")
+    intake_watch_settle_s: float = Field(
+        default=1.0, gt=0, description="A dropped file is complete when unchanged this long"
+    )
     intake_max_zip_entries: int = Field(default=10_000, ge=1)
     intake_max_unpacked_bytes: int = Field(default=4 * 1024**3, ge=1)
     intake_max_compression_ratio: float = Field(default=200.0, gt=1)
+    intake_set_timeout_s: float = Field(
+        default=900.0, gt=0, description="Validate a set still missing an FMU its interconnection names after this"
+    )
     eventgrid_key: SecretStr | None = Field(
         default=None, description="Shared key of the Event Grid webhook; unset: the webhook is off"
     )

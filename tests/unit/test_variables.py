@@ -19,9 +19,7 @@ SEED_FIGURE_2 = {
             {"timestamp": 2, "value": "3.0"},
         ],
     },
-    "FMU_signal_connections": [
-        {"InSignalReference": "FMU _04/Port_C", "OutSignalReference": "FMU _03/Port_E"}
-    ],
+    "FMU_signal_connections": [{"InSignalReference": "FMU _04/Port_C", "OutSignalReference": "FMU _03/Port_E"}],
 }
 
 

@@ -45,7 +45,14 @@ def wait_until_healthy(url: str, process: subprocess.Popen[str], timeout_s: floa
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("e2e-data")
-    env = {**os.environ, "FASTLIMS_DATA_DIR": str(data), "FASTLIMS_TIMEZONE": "Europe/Berlin"}
+    env = {
+        **os.environ,
+        "FASTLIMS_DATA_DIR": str(data),
+        "FASTLIMS_TIMEZONE": "Europe/Berlin",
+        # Every embedded service on a free port, so runs never collide with each other.
+        "FASTLIMS_MQTT_PORT": str(free_port()),
+        "FASTLIMS_SFTP_PORT": str(free_port()),
+    }
     env.pop("FASTLIMS_DATABASE_URL", None)
     fastlims = [sys.executable, "-m", "fastlims.cli"]
     subprocess.run(

@@ -131,11 +131,14 @@ class MqttClient:
         """Send; the future resolves True on PUBACK (QoS 1) or when written (QoS 0), False on failure."""
         assert self._loop is not None, "start() first"
         future: asyncio.Future[bool] = self._loop.create_future()
+        # Never call into paho while holding our lock: paho runs on_publish under its own lock,
+        # and on_publish takes ours (lock-order inversion = deadlock, found by bench/mqtt.py).
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            future.set_result(False)
+            return future
         with self._lock:
-            info = self._client.publish(topic, payload, qos=qos, retain=retain)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                future.set_result(False)
-            elif info.mid in self._done_mids:
+            if info.mid in self._done_mids:  # the PUBACK beat us here
                 self._done_mids.discard(info.mid)
                 future.set_result(True)
             else:

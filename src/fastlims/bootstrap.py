@@ -74,6 +74,9 @@ def build(settings: Settings | None = None) -> System:
         topics=Topics(settings.mqtt_topic_prefix),
     )
     _messaging(system)
+    from fastlims.intake.service import _intake_services  # storage, SFTP, upload events
+
+    system.services.extend(_intake_services(settings, database))
     return system
 
 

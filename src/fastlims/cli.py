@@ -252,5 +252,110 @@ def mqtt_users_list() -> None:
             click.echo(f"{user.username}\t{user.role.value}\t{'active' if user.is_active else 'disabled'}")
 
 
+@main.group()
+def partners() -> None:
+    """Digital Twin partners who upload models over SFTP (public keys only)."""
+
+
+def _partner_command(action):  # type: ignore[no-untyped-def]
+    """Run ``action(session)`` on the migrated database; a PartnerError becomes a CLI error."""
+    from fastlims.intake.partners import PartnerError
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    try:
+        with system.database.transaction() as session:
+            return system, action(session)
+    except PartnerError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@partners.command("add")
+@click.argument("name")
+@click.option(
+    "--key",
+    "key_files",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The partner's OpenSSH public key (.pub); repeat for several.",
+)
+@click.option("--quota", default=None, help="Pool space, e.g. 5GB (default FASTLIMS_INTAKE_PARTNER_QUOTA_BYTES).")
+def partners_add(name: str, key_files: tuple[str, ...], quota: str | None) -> None:
+    """Add partner NAME: SFTP user NAME, chrooted to pool/NAME/, logging in with --key only."""
+    from fastlims.intake import partners as service
+
+    text = "\n".join(Path(f).read_text(errors="replace") for f in key_files)
+    size = service.parse_size(quota) if quota else None
+    system, partner = _partner_command(
+        lambda s: service.create(session=s, name=name, key_text=text, quota_bytes=size, source=", ".join(key_files))
+    )
+    settings = system.settings
+    click.echo(f"partner {name!r} added; keys: " + ", ".join(k.fingerprint for k in service.keys_of(partner)))
+    click.echo(
+        f"  upload with: sftp -P {settings.sftp_port} {name}@{settings.sftp_host}  (then put FILE /<test_UUID>/)"
+    )
+
+
+@partners.command("add-key")
+@click.argument("name")
+@click.option("--key", "key_files", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+def partners_add_key(name: str, key_files: tuple[str, ...]) -> None:
+    """Add public key(s) to partner NAME (key rotation: add the new one, then remove the old)."""
+    from fastlims.intake import partners as service
+
+    text = "\n".join(Path(f).read_text(errors="replace") for f in key_files)
+    _, partner = _partner_command(lambda s: service.add_keys(session=s, name=name, key_text=text))
+    click.echo(f"partner {name!r} keys: " + ", ".join(k.fingerprint for k in service.keys_of(partner)))
+
+
+@partners.command("remove-key")
+@click.argument("name")
+@click.argument("fingerprint")
+def partners_remove_key(name: str, fingerprint: str) -> None:
+    """Remove the key with FINGERPRINT (SHA256:…, as `partners list` shows) from partner NAME."""
+    from fastlims.intake import partners as service
+
+    _partner_command(lambda s: service.remove_key(session=s, name=name, fingerprint=fingerprint))
+    click.echo(f"key {fingerprint} removed from partner {name!r}")
+
+
+@partners.command("disable")
+@click.argument("name")
+def partners_disable(name: str) -> None:
+    """Refuse partner NAME's logins from now on (its files stay where they are)."""
+    from fastlims.intake import partners as service
+
+    _partner_command(lambda s: service.set_active(session=s, name=name, active=False))
+    click.echo(f"partner {name!r} disabled")
+
+
+@partners.command("enable")
+@click.argument("name")
+def partners_enable(name: str) -> None:
+    from fastlims.intake import partners as service
+
+    _partner_command(lambda s: service.set_active(session=s, name=name, active=True))
+    click.echo(f"partner {name!r} enabled")
+
+
+@partners.command("list")
+def partners_list() -> None:
+    """Partners, state, quota and key fingerprints (never the keys themselves)."""
+    from fastlims.intake import partners as service
+
+    def rows(session):  # type: ignore[no-untyped-def]
+        return [
+            (p.name, p.is_active, p.quota_bytes, [k.fingerprint for k in service.keys_of(p)])
+            for p in service.get_all(session=session)
+        ]
+
+    system, found = _partner_command(rows)
+    default_quota = system.settings.intake_partner_quota_bytes
+    for name, active, quota, fingerprints in found:
+        state = "active" if active else "disabled"
+        click.echo(f"{name}\t{state}\tquota {quota or default_quota} bytes\t{' '.join(fingerprints)}")
+
+
 if __name__ == "__main__":
     main()

@@ -85,6 +85,52 @@ class Settings(BaseSettings):
         default=None, description="Shared key of the Event Grid webhook; unset: the webhook is off"
     )
 
+    # --- pipeline: the durable workflow validate → DoE → schedule → dispatch (fastlims.pipeline)
+    pipeline_enabled: bool = Field(default=True, description="Run pipeline workflows in `fastlims up` too")
+    pipeline_system_database_url: str | None = Field(
+        default=None,
+        description="DBOS system database; default: beside the application's (SQLite: <db>.dbos.sqlite next to"
+        " the database file; PostgreSQL: database <db>_dbos on the same server, created if missing)",
+    )
+    pipeline_executor_id: str | None = Field(
+        default=None, description="Stable id of this process for recovery; default: host name + hash of the data dir"
+    )
+    pipeline_application_version: str | None = Field(
+        default=None, description="Pinned workflow version; default: package version + workflow schema tag"
+    )
+    pipeline_worker_concurrency: int = Field(default=4, ge=1, description="Pipeline workflows one process runs at once")
+    pipeline_queue_poll_s: float = Field(default=0.1, gt=0, description="How often a process looks for queued work")
+    pipeline_heartbeat_s: float = Field(default=5.0, gt=0, description="Executor heartbeat and orphan sweep period")
+    pipeline_executor_timeout_s: float = Field(
+        default=30.0, gt=0, description="A process silent this long is gone: its workflows resume elsewhere"
+    )
+    pipeline_step_attempts: int = Field(default=5, ge=1, description="Attempts per round on a transient error")
+    pipeline_retry_interval_s: float = Field(default=1.0, gt=0, description="First wait between attempts (doubles)")
+    pipeline_retry_pause_s: float = Field(default=60.0, gt=0, description="Durable pause between rounds of attempts")
+    pipeline_give_up_s: float = Field(
+        default=3600.0, gt=0, description="Fail the request when a step's transient errors last this long"
+    )
+    pipeline_solver: str = Field(
+        default="cpsat", pattern="^(cpsat|greedy|gurobi)$", description="Solver used when greedy is not good enough"
+    )
+    pipeline_solver_time_limit_s: float = Field(default=2.0, gt=0)
+    pipeline_solver_gap: float = Field(
+        default=0.01, ge=0, le=1, description="Keep the greedy schedule when it is provably within this gap"
+    )
+    pipeline_virtual_benches: int = Field(
+        default=4, ge=0, description="Virtual benches virtual-1..N when the bench registry lists no virtual bench"
+    )
+    pipeline_default_doe: str = Field(
+        default="nominal",
+        pattern="^(nominal|latin_hypercube)$",
+        description="Design for a test whose catalog entry has no DoE section",
+    )
+    pipeline_default_doe_runs: int = Field(default=20, ge=2, le=10_000, description="Runs of that Latin hypercube")
+    pipeline_test_pause: str | None = Field(
+        default=None, description="Tests only: step:phase points where steps block (fastlims.pipeline.pause)"
+    )
+    pipeline_test_pause_dir: Path | None = Field(default=None, description="Tests only: pause markers and releases")
+
     @field_validator("mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:

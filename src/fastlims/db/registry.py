@@ -2,6 +2,7 @@
 
 from fastlims.catalog import models as catalog_models  # noqa: F401
 from fastlims.db.base import Base
+from fastlims.intake import models as intake_models  # noqa: F401
 from fastlims.messaging import models as messaging_models  # noqa: F401
 from fastlims.requests import models as request_models  # noqa: F401
 from fastlims.users import models as user_models  # noqa: F401

@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from fastlims import __version__
 from fastlims.bootstrap import System
 from fastlims.catalog.routes import router as catalog_router
+from fastlims.intake.routes import router as intake_router
 from fastlims.messaging.routes import router as messaging_router
 from fastlims.requests.routes import router as requests_router
 from fastlims.users.routes import router as users_router
@@ -55,6 +56,7 @@ def create_app(system: System) -> FastAPI:
     app.include_router(requests_router)
     app.include_router(users_router)
     app.include_router(messaging_router)
+    app.include_router(intake_router)
     app.include_router(observability.router(system, metrics))
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,595 @@
+"""Checks on an upload set before anything is moved: pure functions that read the files and
+return every problem found (never only the first, never an exception for bad input).
+
+An FMU is checked for: zip integrity (central directory, every entry's CRC); limits against zip
+bombs (entry count, total uncompressed size, compression ratio) checked on the declared sizes
+before anything is decompressed; unsafe entry names (``..``, absolute, drive letters, back
+slashes, links); a ``modelDescription.xml`` that parses, declares no DTD, is FMI 2.0 or 3.0 and
+supports co-simulation; a binary for this platform, named after the model identifier, that is an
+ELF/Mach-O/PE file for this machine; and FMPy's own validation.
+
+``inter_connection.json`` is checked against its JSON Schema (:class:`.schemas.InterConnection`,
+the seed's ``FMU_signal_connections`` shape); every ``FMU_name/Port`` must name an FMU of the set
+(its file name without ``.fmu``) and a variable of it; each connection must go from an output to
+an input of a compatible type; no input may be driven twice.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import stat
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from fastlims.intake.layout import FMU_SUFFIX, INTERCONNECTION
+from fastlims.intake.schemas import InterConnection
+
+MODEL_DESCRIPTION = "modelDescription.xml"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file (and, where it is about one, the variable or reference)."""
+
+    file: str
+    variable: str | None
+    message: str
+    code: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file} ({self.variable})" if self.variable else self.file
+        return f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"file": self.file, "variable": self.variable, "message": self.message, "code": self.code}
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    """Bounds an FMU must stay within; checked on the sizes the archive declares, before any
+    decompression (a lying header then fails the CRC check, which reads in bounded chunks)."""
+
+    max_entries: int = 10_000
+    max_uncompressed_bytes: int = 4 * 1024**3
+    max_ratio: float = 200.0
+    # Entries smaller than this may compress better than max_ratio (padding, zeros in XML).
+    ratio_min_bytes: int = 1024 * 1024
+    max_model_description_bytes: int = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where the virtual benches load binaries: FMI 2 and FMI 3 folder names and the machine."""
+
+    fmi2_folder: str
+    fmi3_folder: str
+    extension: str
+    elf_machine: int | None  # e_machine of this host for ELF binaries (None: not checked)
+
+    @classmethod
+    def this_machine(cls) -> Platform:
+        import platform as std_platform
+
+        import fmpy
+
+        machine = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}.get(std_platform.machine().lower())
+        return cls(fmpy.platform, fmpy.platform_tuple, fmpy.sharedLibraryExtension, machine)
+
+
+@dataclass(frozen=True)
+class FmuVariable:
+    name: str
+    causality: str
+    type: str
+
+
+@dataclass
+class FmuInterface:
+    """What the interconnection check needs to know about an FMU."""
+
+    fmi_version: str
+    model_identifier: str
+    variables: dict[str, FmuVariable] = field(default_factory=dict)
+
+
+# --- FMU ---------------------------------------------------------------------------------------
+
+
+def check_fmu(
+    name: str, path: Path, *, limits: ZipLimits | None = None, platform: Platform | None = None
+) -> tuple[list[Problem], FmuInterface | None]:
+    """All problems of one FMU file, and its interface when the model description could be read."""
+    limits = limits or ZipLimits()
+    try:
+        return _check_fmu(name, path, limits, platform or Platform.this_machine())
+    except Exception as exc:  # noqa: BLE001 - a pure check reports, it never raises on bad input
+        return [Problem(name, None, f"could not be checked: {type(exc).__name__}: {exc}", "unreadable")], None
+
+
+def _check_fmu(
+    name: str, path: Path, limits: ZipLimits, platform: Platform
+) -> tuple[list[Problem], FmuInterface | None]:
+    problems: list[Problem] = []
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as stream:
+            starts_like_a_zip = stream.read(4) == b"PK\x03\x04"
+        if starts_like_a_zip:
+            message = "is a damaged or truncated zip archive: its central directory is missing"
+            return [Problem(name, None, message, "zip-corrupt")], None
+        return [Problem(name, None, "is not a zip archive (an FMU is a zip file)", "not-a-zip")], None
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return [Problem(name, None, f"is a damaged zip archive: {exc}", "zip-corrupt")], None
+    with archive:
+        entries = archive.infolist()
+        problems += _check_limits(name, entries, limits)
+        problems += _check_entry_names(name, entries)
+        if any(p.code in ("zip-entries", "zip-size", "zip-ratio") for p in problems):
+            # Do not decompress anything that breaks the limits: that is what a bomb wants.
+            return problems, None
+        problems += _check_integrity(name, archive, entries)
+        if any(p.code == "zip-corrupt" for p in problems):
+            return problems, None
+        description_problems, interface, fmi_version = _check_model_description(name, archive, limits)
+        problems += description_problems
+        if interface is not None:
+            problems += _check_binary(name, archive, interface, platform)
+        if fmi_version in ("2.0", "3.0") or (fmi_version or "").startswith("3."):
+            problems += _fmpy_validation(name, path, already=problems)
+    return problems, interface
+
+
+def _check_limits(name: str, entries: list[zipfile.ZipInfo], limits: ZipLimits) -> list[Problem]:
+    problems: list[Problem] = []
+    if len(entries) > limits.max_entries:
+        problems.append(
+            Problem(
+                name,
+                None,
+                f"has {len(entries)} entries, more than the limit of {limits.max_entries}",
+                "zip-entries",
+            )
+        )
+    total = sum(e.file_size for e in entries)
+    if total > limits.max_uncompressed_bytes:
+        problems.append(
+            Problem(
+                name,
+                None,
+                f"would unpack to {total} bytes, more than the limit of {limits.max_uncompressed_bytes}",
+                "zip-size",
+            )
+        )
+    for entry in entries:
+        if entry.file_size < limits.ratio_min_bytes:
+            continue
+        ratio = entry.file_size / max(entry.compress_size, 1)
+        if ratio > limits.max_ratio:
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    f"entry {entry.filename!r} compresses {ratio:.0f}:1 ({entry.file_size} bytes from"
+                    f" {entry.compress_size}), more than the limit of {limits.max_ratio:.0f}:1"
+                    " (a zip bomb?)",
+                    "zip-ratio",
+                )
+            )
+    return problems
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def _check_entry_names(name: str, entries: list[zipfile.ZipInfo]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for entry in entries:
+        raw = entry.orig_filename
+        parts = raw.replace("\\", "/").split("/")
+        if raw.startswith(("/", "\\")) or _DRIVE.match(raw):
+            problems.append(Problem(name, None, f"entry {raw!r} has an absolute path", "zip-path"))
+        elif ".." in parts:
+            problems.append(Problem(name, None, f"entry {raw!r} points outside the archive ('..')", "zip-path"))
+        elif "\\" in raw:
+            problems.append(Problem(name, None, f"entry {raw!r} uses back slashes; zip paths use '/'", "zip-path"))
+        if "\x00" in raw:
+            problems.append(Problem(name, None, f"entry {raw!r} contains a NUL character", "zip-path"))
+        mode = entry.external_attr >> 16
+        if entry.create_system == 3 and stat.S_ISLNK(mode):
+            problems.append(Problem(name, None, f"entry {raw!r} is a symbolic link", "zip-path"))
+        if entry.filename in seen:
+            problems.append(Problem(name, None, f"entry {raw!r} appears twice", "zip-path"))
+        seen.add(entry.filename)
+    return problems
+
+
+def _check_integrity(name: str, archive: zipfile.ZipFile, entries: list[zipfile.ZipInfo]) -> list[Problem]:
+    problems: list[Problem] = []
+    for entry in entries:
+        if entry.is_dir():
+            continue
+        try:
+            with archive.open(entry) as stream:
+                while stream.read(1024 * 1024):
+                    pass
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            problems.append(Problem(name, None, f"entry {entry.filename!r} is damaged: {exc}", "zip-corrupt"))
+        except Exception as exc:  # noqa: BLE001 - zlib.error and friends
+            problems.append(Problem(name, None, f"entry {entry.filename!r} is damaged: {exc}", "zip-corrupt"))
+    return problems
+
+
+def _check_model_description(
+    name: str, archive: zipfile.ZipFile, limits: ZipLimits
+) -> tuple[list[Problem], FmuInterface | None, str | None]:
+    from lxml import etree
+
+    try:
+        entry = archive.getinfo(MODEL_DESCRIPTION)
+    except KeyError:
+        return [Problem(name, None, f"has no {MODEL_DESCRIPTION} at its root", "md-missing")], None, None
+    if entry.file_size > limits.max_model_description_bytes:
+        return (
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{MODEL_DESCRIPTION} is larger than {limits.max_model_description_bytes} bytes",
+                    "md-invalid",
+                )
+            ],
+            None,
+            None,
+        )
+    data = archive.read(entry)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        return [Problem(name, None, f"{MODEL_DESCRIPTION} does not parse: {exc}", "md-invalid")], None, None
+    tree = root.getroottree()
+    if tree.docinfo.internalDTD is not None or b"<!ENTITY" in data:
+        return (
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{MODEL_DESCRIPTION} declares a DTD or entities, which FMI does not allow",
+                    "md-invalid",
+                )
+            ],
+            None,
+            None,
+        )
+    if root.tag != "fmiModelDescription":
+        return (
+            [
+                Problem(
+                    name,
+                    None,
+                    f"{MODEL_DESCRIPTION} has root element <{root.tag}>, expected <fmiModelDescription>",
+                    "md-invalid",
+                )
+            ],
+            None,
+            None,
+        )
+    version = root.get("fmiVersion")
+    if version is None:
+        return [Problem(name, None, f"{MODEL_DESCRIPTION} has no fmiVersion", "fmi-version")], None, None
+    if not (version == "2.0" or version.startswith("3.")):
+        return (
+            [Problem(name, None, f"is FMI {version}; FastLIMS runs FMI 2.0 and 3.0 FMUs", "fmi-version")],
+            None,
+            version,
+        )
+    problems: list[Problem] = []
+    cosimulation = root.find("CoSimulation")
+    if cosimulation is None:
+        kinds = [k for k in ("ModelExchange", "ScheduledExecution") if root.find(k) is not None]
+        problems.append(
+            Problem(
+                name,
+                None,
+                f"does not support co-simulation (it offers {', '.join(kinds) or 'no interface type'});"
+                " the virtual benches need a CoSimulation FMU",
+                "no-cosimulation",
+            )
+        )
+        return problems, None, version
+    identifier = cosimulation.get("modelIdentifier") or ""
+    if not identifier:
+        problems.append(Problem(name, None, "CoSimulation has no modelIdentifier", "md-invalid"))
+        return problems, None, version
+    interface = FmuInterface(fmi_version=version, model_identifier=identifier)
+    for variable in _variables(root, version):
+        interface.variables.setdefault(variable.name, variable)
+    return problems, interface, version
+
+
+_FMI3_TYPES = {
+    "Float32",
+    "Float64",
+    "Int8",
+    "UInt8",
+    "Int16",
+    "UInt16",
+    "Int32",
+    "UInt32",
+    "Int64",
+    "UInt64",
+    "Boolean",
+    "String",
+    "Binary",
+    "Enumeration",
+    "Clock",
+}
+_FMI2_TYPES = {"Real", "Integer", "Boolean", "String", "Enumeration"}
+
+
+def _variables(root: object, version: str) -> list[FmuVariable]:
+    found: list[FmuVariable] = []
+    model_variables = root.find("ModelVariables")  # type: ignore[attr-defined]
+    if model_variables is None:
+        return found
+    for element in model_variables:
+        if not isinstance(element.tag, str):
+            continue  # comments
+        if version == "2.0":
+            if element.tag != "ScalarVariable":
+                continue
+            kind = next((c.tag for c in element if isinstance(c.tag, str) and c.tag in _FMI2_TYPES), "")
+        else:
+            if element.tag not in _FMI3_TYPES:
+                continue
+            kind = element.tag
+        name = element.get("name")
+        if name:
+            found.append(FmuVariable(name=name, causality=element.get("causality", "local"), type=kind))
+    return found
+
+
+_ELF_MACHINES = {62: "x86-64", 183: "AArch64", 3: "x86", 40: "ARM"}
+
+
+def _check_binary(name: str, archive: zipfile.ZipFile, interface: FmuInterface, platform: Platform) -> list[Problem]:
+    folder = platform.fmi2_folder if interface.fmi_version == "2.0" else platform.fmi3_folder
+    expected = f"binaries/{folder}/{interface.model_identifier}{platform.extension}"
+    names = set(archive.namelist())
+    if expected not in names:
+        present = sorted({n.split("/")[1] for n in names if n.startswith("binaries/") and n.count("/") >= 2})
+        other = f"; it has binaries for: {', '.join(present)}" if present else "; it has no binaries"
+        return [
+            Problem(
+                name,
+                None,
+                f"has no binary for this platform: expected {expected}{other}",
+                "no-binary",
+            )
+        ]
+    if platform.extension != ".so" or platform.elf_machine is None:
+        return []
+    with archive.open(expected) as stream:
+        header = stream.read(20)
+    if header[:4] != b"\x7fELF":
+        return [Problem(name, None, f"{expected} is not an ELF shared library", "no-binary")]
+    if header[4] != 2:
+        return [Problem(name, None, f"{expected} is a 32-bit library; this platform needs 64-bit", "no-binary")]
+    machine = int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")
+    if machine != platform.elf_machine:
+        built_for = _ELF_MACHINES.get(machine, f"machine {machine}")
+        here = _ELF_MACHINES.get(platform.elf_machine, str(platform.elf_machine))
+        return [Problem(name, None, f"{expected} is built for {built_for}, not for {here}", "no-binary")]
+    return []
+
+
+_QUOTED_VARIABLE = re.compile(r'variable (?:name )?"([^"]+)"', re.IGNORECASE)
+
+
+def _fmpy_validation(name: str, path: Path, *, already: list[Problem]) -> list[Problem]:
+    from fmpy.validation import validate_fmu
+
+    try:
+        messages = validate_fmu(str(path))
+    except Exception as exc:  # noqa: BLE001 - FMPy raises on some damaged inputs
+        messages = [f"{type(exc).__name__}: {exc}"]
+    problems = []
+    known = {p.message for p in already}
+    for message in messages:
+        text = str(message).strip()
+        if not text or text in known:
+            continue
+        match = _QUOTED_VARIABLE.search(text)
+        problems.append(Problem(name, match.group(1) if match else None, f"FMPy validation: {text}", "fmpy"))
+    return problems
+
+
+# --- inter_connection.json -----------------------------------------------------------------------
+
+_NUMERIC_FAMILIES = {
+    "Real": "float",
+    "Float32": "float",
+    "Float64": "float",
+    "Integer": "integer",
+    "Int8": "integer",
+    "UInt8": "integer",
+    "Int16": "integer",
+    "UInt16": "integer",
+    "Int32": "integer",
+    "UInt32": "integer",
+    "Int64": "integer",
+    "UInt64": "integer",
+    "Enumeration": "integer",
+    "Boolean": "boolean",
+    "String": "string",
+    "Binary": "binary",
+    "Clock": "clock",
+}
+
+
+def compatible(output_type: str, input_type: str) -> bool:
+    """Same kind of value (FMI 2 Real ≈ FMI 3 Float32/Float64, integers and enumerations alike)."""
+    out_family = _NUMERIC_FAMILIES.get(output_type, output_type)
+    in_family = _NUMERIC_FAMILIES.get(input_type, input_type)
+    return out_family == in_family
+
+
+def check_interconnection(name: str, path: Path, fmus: Mapping[str, FmuInterface | None]) -> list[Problem]:
+    """Problems of the interconnection file; ``fmus`` maps FMU names (file name without .fmu) to
+    their interface (None when the FMU itself could not be read: its references are not checked
+    further, its own problems already say why)."""
+    try:
+        return _check_interconnection(name, path, fmus)
+    except Exception as exc:  # noqa: BLE001 - report, never raise
+        return [Problem(name, None, f"could not be checked: {type(exc).__name__}: {exc}", "unreadable")]
+
+
+def _check_interconnection(name: str, path: Path, fmus: Mapping[str, FmuInterface | None]) -> list[Problem]:
+    raw = path.read_bytes()
+    try:
+        document = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return [Problem(name, None, f"is not valid JSON: {exc}", "json-invalid")]
+    try:
+        parsed = InterConnection.model_validate(document)
+    except ValidationError as exc:
+        return [
+            Problem(
+                name,
+                None,
+                f"does not match the inter_connection.json schema: {_location(error['loc']) or 'document'}:"
+                f" {error['msg'].removeprefix('Value error, ')}",
+                "schema",
+            )
+            for error in exc.errors()
+        ]
+    problems: list[Problem] = []
+    known_fmus = ", ".join(sorted(fmus)) or "none"
+    drivers: dict[str, list[str]] = {}
+
+    def resolve(reference: str, role: str) -> FmuVariable | None:
+        fmu_name, _, port = reference.partition("/")
+        if fmu_name not in fmus:
+            problems.append(
+                Problem(
+                    name,
+                    reference,
+                    f"{role} {reference!r} names FMU {fmu_name!r}, which is not in the upload set"
+                    f" (FMUs: {known_fmus}; an FMU's name is its file name without .fmu)",
+                    "unknown-fmu",
+                )
+            )
+            return None
+        interface = fmus[fmu_name]
+        if interface is None:
+            return None
+        variable = interface.variables.get(port)
+        if variable is None:
+            problems.append(
+                Problem(
+                    name,
+                    reference,
+                    f"{role} {reference!r}: FMU {fmu_name!r} has no variable {port!r}",
+                    "unknown-variable",
+                )
+            )
+        return variable
+
+    for index, connection in enumerate(parsed.FMU_signal_connections):
+        source = resolve(connection.OutSignalReference, f"FMU_signal_connections[{index}].OutSignalReference")
+        target = resolve(connection.InSignalReference, f"FMU_signal_connections[{index}].InSignalReference")
+        drivers.setdefault(connection.InSignalReference, []).append(connection.OutSignalReference)
+        if source is not None and source.causality != "output":
+            problems.append(
+                Problem(
+                    name,
+                    connection.OutSignalReference,
+                    f"FMU_signal_connections[{index}]: {connection.OutSignalReference!r} is an"
+                    f" {source.causality} variable; a connection must start at an output",
+                    "direction",
+                )
+            )
+        if target is not None and target.causality != "input":
+            problems.append(
+                Problem(
+                    name,
+                    connection.InSignalReference,
+                    f"FMU_signal_connections[{index}]: {connection.InSignalReference!r} is an"
+                    f" {target.causality} variable; a connection must end at an input",
+                    "direction",
+                )
+            )
+        if source is not None and target is not None and not compatible(source.type, target.type):
+            problems.append(
+                Problem(
+                    name,
+                    connection.InSignalReference,
+                    f"FMU_signal_connections[{index}]: cannot connect {connection.OutSignalReference!r}"
+                    f" ({source.type}) to {connection.InSignalReference!r} ({target.type}): incompatible types",
+                    "type",
+                )
+            )
+    for target_reference, sources in drivers.items():
+        if len(sources) > 1:
+            problems.append(
+                Problem(
+                    name,
+                    target_reference,
+                    f"input {target_reference!r} is driven {len(sources)} times (by {', '.join(sources)});"
+                    " an input takes exactly one source",
+                    "driven-twice",
+                )
+            )
+    return problems
+
+
+def _location(loc: tuple[object, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# --- the set --------------------------------------------------------------------------------------
+
+
+def fmu_name(file_name: str) -> str:
+    """An FMU's name in ``FMU_name/Port`` references: its file name without ``.fmu``."""
+    return file_name[: -len(FMU_SUFFIX)] if file_name.lower().endswith(FMU_SUFFIX) else file_name
+
+
+def validate_upload_set(
+    files: Mapping[str, Path], *, limits: ZipLimits | None = None, platform: Platform | None = None
+) -> list[Problem]:
+    """Every problem of a complete upload set. ``files`` maps each file's name in the set (the
+    plain name: ``battery_cell.fmu``, ``inter_connection.json``) to a local path to read."""
+    problems: list[Problem] = []
+    fmus: dict[str, FmuInterface | None] = {}
+    interconnections = [n for n in files if posixpath.basename(n) == INTERCONNECTION]
+    for file_name, path in sorted(files.items()):
+        if file_name.lower().endswith(FMU_SUFFIX):
+            found, interface = check_fmu(file_name, path, limits=limits, platform=platform)
+            problems += found
+            fmus[fmu_name(file_name)] = interface
+    if not fmus:
+        problems.append(Problem("(upload set)", None, "contains no .fmu file", "incomplete"))
+    if not interconnections:
+        problems.append(Problem("(upload set)", None, f"contains no {INTERCONNECTION}", "incomplete"))
+    for file_name in interconnections:
+        problems += check_interconnection(file_name, files[file_name], fmus)
+    return problems
+
+
+def summary(problems: list[Problem], *, limit: int = 2000) -> str:
+    """One line for a request's failure reason: how many problems, then each (cut at ``limit``)."""
+    head = f"model upload rejected ({len(problems)} problem{'s' if len(problems) != 1 else ''}): "
+    text = head + "; ".join(str(p) for p in problems)
+    return text if len(text) <= limit else text[: limit - 40] + " … (see quarantine reason.json)"

@@ -56,7 +56,7 @@ def main() -> None:
 def up(demo: bool, host: str | None, port: int | None) -> None:
     """Migrate the database and serve the web app and API (and, later, every embedded service)."""
     from fastlims import logs, runtime
-    from fastlims.demo import ensure_admin, load_demo
+    from fastlims.demo import enable_reference_digital_twin, ensure_admin, load_demo
 
     system = _system()
     logs.configure(system.settings.log_level, system.settings.log_format)
@@ -69,6 +69,8 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
         )
     if demo:
         load_demo(system, DEMO_USERS, DEMO_PASSWORD)
+        dt_name = enable_reference_digital_twin(system)
+        click.echo(f"Reference Digital Twin '{dt_name}' answers requests and uploads FMUs over SFTP")
         click.echo(
             "Demo accounts (password 'fastlims-demo'): " + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
         )

@@ -48,10 +48,12 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
                     names = catalog.applicable_test_names(
                         session=session, uut=uut.code, use_case=use_case.name, standard=standard.code
                     )
+                    # Virtual benches run around the clock in the demo; physical ones need a lab's registry.
+                    names = [n for n in names if n.bench_kind.allows("Virtual")]
                     if not names or samples >= 6:
                         continue
                     test = names[samples % len(names)]
-                    bench = "Virtual" if test.bench_kind.allows("Virtual") else "Physical"
+                    bench = "Virtual"
                     requests_service.create(
                         session=session,
                         data=TestRequestCreate(
@@ -66,3 +68,34 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
                         zone=system.zone,
                     )
                     samples += 1
+
+
+def enable_reference_digital_twin(system: System) -> str:
+    """Register the reference DT as an MQTT partner and an SFTP partner, and run it in this
+    process, so a demo request goes all the way through the hand-shake and the model upload."""
+    from fastlims.intake import partners
+    from fastlims.messaging import identities
+    from fastlims.messaging.client import BrokerAddress
+    from fastlims.peers.digital_twin import ReferenceDigitalTwin, ensure_credentials
+
+    settings = system.settings
+    credentials = ensure_credentials(settings.data_dir / "reference-dt")
+    with system.database.transaction() as session:
+        if not any(u.username == credentials.name for u in identities.get_all(session=session)):
+            identities.add(
+                session=session, username=credentials.name, role="partner", password=credentials.mqtt_password
+            )
+        if partners.get(session=session, name=credentials.name) is None:
+            partners.create(session=session, name=credentials.name, key_text=credentials.public_key, source="demo")
+    if settings.mqtt_url:
+        address = BrokerAddress.from_url(settings.mqtt_url, settings.mqtt_ca_file)
+    else:
+        address = BrokerAddress(settings.mqtt_host, settings.mqtt_port)
+    twin = ReferenceDigitalTwin(
+        credentials, address, settings.sftp_host, settings.sftp_port, settings.mqtt_topic_prefix
+    )
+    # Subscribed before the LIMS starts relaying, so the demo's first requests are not missed:
+    # right after the embedded broker, or first when the broker is external.
+    position = 0 if settings.mqtt_url else 1
+    system.services.insert(position, twin)
+    return credentials.name

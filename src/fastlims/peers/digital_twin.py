@@ -1,0 +1,145 @@
+"""A reference Digital Twin for demos and tests: the partner's side of the seed's paths 3–5.
+
+It speaks the same contract a real DT partner does, through the same doors: an MQTT identity with
+the partner ACL (subscribe to requests, answer with acks) and an SFTP account with key
+authentication (upload the FMUs and ``inter_connection.json`` into its pool folder). Its "model
+registry" is the reference FMUs: an equivalent-circuit cell wired to a cycler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from fastlims.messaging.client import BrokerAddress, MqttClient
+from fastlims.messaging.schemas import AckMessage, RequestMessage
+from fastlims.peers.fmus import build_fmu
+
+log = logging.getLogger(__name__)
+
+# The system the reference DT hands out for every request: the cycler drives the cell's current.
+MODELS = {"Cell": "battery_cell", "Cycler": "cycler"}
+CONNECTIONS = [{"InSignalReference": "Cell/I", "OutSignalReference": "Cycler/current"}]
+
+
+@dataclass(frozen=True)
+class PartnerCredentials:
+    name: str
+    mqtt_password: str
+    private_key: Path
+    public_key: str
+
+
+def ensure_credentials(folder: Path, name: str = "reference-dt") -> PartnerCredentials:
+    """A key pair and an MQTT password kept (0600) in the data dir, created once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key_path = folder / f"{name}_ed25519"
+    password_path = folder / f"{name}.mqtt-password"
+    if not key_path.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519", comment=name)
+        key.write_private_key(str(key_path))
+        key_path.chmod(0o600)
+    if not password_path.exists():
+        password_path.touch(mode=0o600)
+        password_path.write_text(secrets.token_urlsafe(24))
+    public = asyncssh.read_private_key(str(key_path)).export_public_key().decode().strip()
+    return PartnerCredentials(name, password_path.read_text().strip(), key_path, public)
+
+
+class ReferenceDigitalTwin:
+    """BackgroundService: answers every request with an ack and an upload over SFTP."""
+
+    name = "reference-digital-twin"
+
+    def __init__(
+        self,
+        credentials: PartnerCredentials,
+        mqtt: BrokerAddress,
+        sftp_host: str,
+        sftp_port: int,
+        topic_prefix: str = "fastest/v1",
+        fmu_version: str = "2.0",
+    ) -> None:
+        self.credentials = credentials
+        self.sftp_host = sftp_host
+        self.sftp_port = sftp_port
+        self.prefix = topic_prefix
+        self.fmu_version = fmu_version
+        self.client = MqttClient(
+            mqtt,
+            client_id=f"{credentials.name}-dt",
+            username=credentials.name,
+            password=credentials.mqtt_password,
+        )
+        self._work: asyncio.Queue[bytes] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._seen: set[str] = set()
+        self.handled: list[str] = []
+
+    async def start(self) -> None:
+        self.client.subscribe(f"{self.prefix}/requests/+", self._receive, qos=1)
+        await self.client.start()
+        if not await self.client.wait_connected(15):
+            log.warning("reference DT: broker not reachable yet; it keeps trying")
+        self._task = asyncio.create_task(self._serve(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.stop()
+
+    async def _receive(self, _topic: str, payload: bytes) -> None:
+        await self._work.put(payload)
+
+    async def _serve(self) -> None:
+        while True:
+            payload = await self._work.get()
+            try:
+                await self.answer(RequestMessage.model_validate_json(payload))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reference DT could not answer a request")
+
+    async def answer(self, request: RequestMessage) -> None:
+        if request.message_id in self._seen:
+            return  # a re-sent request: the upload is already on its way
+        self._seen.add(request.message_id)
+        ack = AckMessage(message_id=f"ack-{request.message_id}", test_UUID=request.test_UUID, accepted=True)
+        await self.client.publish(f"{self.prefix}/requests/{request.test_UUID}/ack", ack.model_dump_json(), qos=1)
+        with tempfile.TemporaryDirectory(prefix="reference-dt-") as scratch:
+            files = await asyncio.to_thread(self._prepare, Path(scratch))
+            await self._upload(request.test_UUID, files)
+        self.handled.append(request.test_UUID)
+        log.info("reference DT uploaded models", extra={"test_UUID": request.test_UUID})
+
+    def _prepare(self, scratch: Path) -> list[Path]:
+        files = [build_fmu(model, self.fmu_version, scratch, name=name) for name, model in MODELS.items()]
+        interconnection = scratch / "inter_connection.json"
+        interconnection.write_text(json.dumps({"FMU_signal_connections": CONNECTIONS}, indent=2))
+        return [*files, interconnection]
+
+    async def _upload(self, test_uuid: str, files: list[Path]) -> None:
+        async with (
+            asyncssh.connect(
+                self.sftp_host,
+                self.sftp_port,
+                username=self.credentials.name,
+                client_keys=[str(self.credentials.private_key)],
+                known_hosts=None,  # demo peer on loopback; a real partner pins the LIMS's host key
+                agent_path=None,
+            ) as connection,
+            connection.start_sftp_client() as sftp,
+        ):
+            if not await sftp.exists(test_uuid):
+                await sftp.mkdir(test_uuid)
+            for path in files:  # the interconnection last, as a careful partner would
+                await sftp.put(str(path), f"{test_uuid}/{path.name}")

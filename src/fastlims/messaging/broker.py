@@ -113,6 +113,38 @@ class LimsTopicPlugin(BaseTopicPlugin):
         return False
 
 
+class _SnapshotSubscriptions(dict[str, list[Any]]):
+    """amqtt 0.12 walks its subscription table across awaits (``_run_broadcast`` awaits the topic
+    plugin per subscriber) while other tasks remove subscriptions of disconnected clients: the
+    list shifts under the loop and the next subscriber is skipped, a QoS 1 message silently lost
+    after the publisher's PUBACK. Iterating over copies makes a walk see one consistent table."""
+
+    def __iter__(self) -> Any:
+        return iter(list(dict.keys(self)))
+
+    def items(self) -> Any:
+        return [(key, list(value)) for key, value in dict.items(self)]
+
+
+def _broker_class() -> type:
+    from amqtt.broker import Broker
+
+    class AclBroker(Broker):  # type: ignore[misc]
+        """amqtt 0.12 sends a connecting client the retained messages of *every* subscription on
+        the broker (anyone's), unchecked by the topic plugin. Only the client's own ones."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._subscriptions = _SnapshotSubscriptions()
+
+        async def _publish_retained_messages_for_subscription(self, subscription: Any, session: Any) -> None:
+            holders = self._subscriptions.get(subscription[0], ())
+            if any(holder.client_id == session.client_id for holder, _qos in holders):
+                await super()._publish_retained_messages_for_subscription(subscription, session)
+
+    return AclBroker
+
+
 class EmbeddedBroker:
     """BackgroundService: amqtt in our event loop on ``host:port``."""
 
@@ -133,7 +165,7 @@ class EmbeddedBroker:
         return username, password
 
     async def start(self) -> None:
-        from amqtt.broker import Broker
+        Broker = _broker_class()
 
         _POLICIES[self._key] = self.policy
         config = {

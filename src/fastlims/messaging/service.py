@@ -167,9 +167,23 @@ class MessagingService:
     def _mark_sent(self, confirmed: list[tuple[int, str]]) -> None:
         now = utcnow()
         with self.database.transaction() as session:
+            # Two queries for the whole batch instead of two per row: per-row lookups (each one
+            # autoflushing the previous row's changes) were most of the relay's time.
+            rows = {
+                row.id: row
+                for row in session.scalars(
+                    select(OutboxMessage).where(
+                        OutboxMessage.id.in_([row_id for row_id, _ in confirmed]), OutboxMessage.sent_at.is_(None)
+                    )
+                )
+            }
+            uuids = [topic.split("/", 1)[1] for _, topic in confirmed if topic.startswith("requests/")]
+            announced = {
+                r.test_uuid: r for r in session.scalars(select(TestRequest).where(TestRequest.test_uuid.in_(uuids)))
+            }
             for row_id, topic in confirmed:
-                row = session.get(OutboxMessage, row_id)
-                if row is None or row.sent_at is not None:
+                row = rows.get(row_id)
+                if row is None:
                     continue  # another relay got there first
                 row.sent_at = now
                 row.attempts += 1
@@ -178,13 +192,11 @@ class MessagingService:
                 )
                 self.metrics.published.labels(kind).inc()
                 if kind == "request":
-                    self._request_announced(session, topic.split("/", 1)[1])
+                    request = announced.get(topic.split("/", 1)[1])
+                    if request is not None:
+                        self._request_announced(session, request)
 
-    def _request_announced(self, session: Session, test_uuid: str) -> None:
-        try:
-            request = requests.get_by_uuid(session=session, test_uuid=test_uuid)
-        except requests.NotFound:
-            return
+    def _request_announced(self, session: Session, request: TestRequest) -> None:
         request.dt_request_attempts += 1
         if request.status == Status.Submitted:
             requests.change_status(

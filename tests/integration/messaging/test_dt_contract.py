@@ -253,3 +253,25 @@ def test_asyncapi_document_is_served_and_printed(make_stack) -> None:  # type: i
     printed = yaml.safe_load(CliRunner().invoke(main, ["asyncapi"]).output)
     assert printed["channels"].keys() == served["channels"].keys()
     json.dumps(printed)  # plain data, no YAML-only types
+
+
+def test_retained_statuses_never_leak_to_identities_that_may_not_read_them(make_stack) -> None:  # type: ignore[no-untyped-def]
+    from fastlims.messaging import outbox
+    from fastlims.messaging.schemas import BenchCommand
+
+    stack = make_stack()
+    watcher = stack.peer()
+    assert watcher.connect() == 0
+    watcher.subscribe("fastest/v1/requests/+/status")  # someone holds a filter with retained matches
+    created = stack.submit(applicable(stack.system).body())
+    watcher.messages_until(lambda seen: len(seen) >= 1)
+    bench = stack.peer(username="bench-01", password="bench-password-1")
+    assert bench.connect() == 0
+    assert bench.subscribe("fastest/v1/benches/bench-01/commands") == [1]
+    command = BenchCommand(command="start", run_id="run-001", test_UUID=created["test_UUID"], idempotency_key="k1")
+    with stack.system.database.transaction() as session:
+        outbox.enqueue(session, "benches/bench-01/commands", command)
+    # The command is the barrier: anything leaked on connect or subscribe would have come first.
+    topic, message = bench.next_message()
+    assert topic == "fastest/v1/benches/bench-01/commands" and message["idempotency_key"] == "k1"
+    assert bench.received.empty()

@@ -77,6 +77,9 @@ def build(settings: Settings | None = None) -> System:
     from fastlims.intake.service import _intake_services  # storage, SFTP, upload events
 
     system.services.extend(_intake_services(settings, database))
+    from fastlims.pipeline.service import _pipeline_services  # durable workflow: validate → DoE → schedule → dispatch
+
+    system.services.extend(_pipeline_services(system))
     return system
 
 

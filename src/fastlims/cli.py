@@ -359,5 +359,15 @@ def partners_list() -> None:
         click.echo(f"{name}\t{state}\tquota {quota or default_quota} bytes\t{' '.join(fingerprints)}")
 
 
+def _pipeline_commands() -> None:
+    """``fastlims workflows list|show|resume|cancel|recover`` and ``fastlims worker`` (fastlims.pipeline)."""
+    from fastlims.pipeline.commands import worker, workflows
+
+    main.add_command(workflows)
+    main.add_command(worker)
+
+
+_pipeline_commands()
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,89 @@
+"""Tables of the pipeline: the scheduled runs (bench bookings and the dispatch ledger), the
+executors that run workflows (heartbeats, for recovering the work of a process that died) and
+a lock row that makes booking benches one writer at a time on SQLite and PostgreSQL alike.
+
+The workflows' own state (inputs, step outputs, status) is DBOS's, in its system database.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fastlims.db.base import Base, UTCDateTime
+from fastlims.timeutil import utcnow
+
+
+class RunState(enum.StrEnum):
+    scheduled = "scheduled"  # booked on a bench by the schedule step
+    dispatched = "dispatched"  # handed to its bench (queue or MQTT command)
+    running = "running"  # the bench reported it started
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class Channel(enum.StrEnum):
+    queue = "queue"  # a virtual bench's DBOS queue
+    mqtt = "mqtt"  # a physical bench's command topic
+
+
+class ScheduledRun(Base):
+    """One designed run of a request, booked on a bench over ``[StartAt, EndAt)`` (setup and
+    teardown included; the test itself starts at ``TestStartAt``), and what dispatch did with it.
+
+    ``IdempotencyKey`` (workflow id + run id) is what the bench queue and physical benches
+    de-duplicate on; ``DispatchedAt`` is set in the same transaction that hands the run over.
+    """
+
+    __tablename__ = "PipelineRuns"
+
+    id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column("RunId", String(128), unique=True)
+    request_id: Mapped[int] = mapped_column(
+        "TestRequestId", ForeignKey("TestRequests.Id", ondelete="CASCADE"), index=True
+    )
+    test_uuid: Mapped[str] = mapped_column("TestUUID", String(36), index=True)
+    workflow_id: Mapped[str] = mapped_column("WorkflowId", String(200))
+    design_run_id: Mapped[str] = mapped_column("DesignRunId", String(32))
+    bench: Mapped[str] = mapped_column("Bench", String(100), index=True)
+    bench_kind: Mapped[str] = mapped_column("BenchKind", String(16))
+    start_at: Mapped[datetime] = mapped_column("StartAt", UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column("EndAt", UTCDateTime, index=True)
+    test_start_at: Mapped[datetime] = mapped_column("TestStartAt", UTCDateTime)
+    parameters_json: Mapped[str] = mapped_column("ParametersJson", Text, default="{}")
+    idempotency_key: Mapped[str] = mapped_column("IdempotencyKey", String(400), unique=True)
+    channel: Mapped[str] = mapped_column("Channel", String(16))
+    state: Mapped[str] = mapped_column("State", String(16), default=RunState.scheduled.value)
+    dispatched_at: Mapped[datetime | None] = mapped_column("DispatchedAt", UTCDateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column("StartedAt", UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
+
+
+class Executor(Base):
+    """A process that runs workflows. Its heartbeat says it is alive; once it is older than
+    ``FASTLIMS_PIPELINE_EXECUTOR_TIMEOUT_S`` the others resume its pending workflows."""
+
+    __tablename__ = "PipelineExecutors"
+
+    executor_id: Mapped[str] = mapped_column("ExecutorId", String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column("Hostname", String(200))
+    pid: Mapped[int] = mapped_column("Pid", Integer)
+    role: Mapped[str] = mapped_column("Role", String(16))
+    application_version: Mapped[str] = mapped_column("ApplicationVersion", String(100))
+    started_at: Mapped[datetime] = mapped_column("StartedAt", UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column("HeartbeatAt", UTCDateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column("StoppedAt", UTCDateTime, nullable=True)
+
+
+class Lock(Base):
+    """Named lock rows: updating one first thing in a transaction serialises its writers (a row
+    lock on PostgreSQL, the database write lock on SQLite)."""
+
+    __tablename__ = "PipelineLocks"
+
+    name: Mapped[str] = mapped_column("Name", String(64), primary_key=True)
+    version: Mapped[int] = mapped_column("Version", Integer, default=0)

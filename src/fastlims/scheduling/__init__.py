@@ -1,0 +1,42 @@
+"""Scheduling of test runs on benches: a pure model, solvers behind one ``solve`` call, an
+independent checker and exports (schedule.json, Gantt chart, per-request summary).
+
+Data in, data out: nothing here reads settings, files or clocks beyond measuring its own
+solve time.
+"""
+
+from fastlims.scheduling.models import (
+    Assignment,
+    Bench,
+    BenchKind,
+    Calendar,
+    FrozenAssignment,
+    InfeasibleError,
+    NoScheduleFoundError,
+    Problem,
+    Run,
+    Schedule,
+    SolverUnavailableError,
+    datetime_at,
+    minutes_from,
+)
+from fastlims.scheduling.solver import SolverName, freeze_started, solve
+
+__all__ = [
+    "Assignment",
+    "Bench",
+    "BenchKind",
+    "Calendar",
+    "FrozenAssignment",
+    "InfeasibleError",
+    "NoScheduleFoundError",
+    "Problem",
+    "Run",
+    "Schedule",
+    "SolverName",
+    "SolverUnavailableError",
+    "datetime_at",
+    "freeze_started",
+    "minutes_from",
+    "solve",
+]

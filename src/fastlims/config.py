@@ -130,6 +130,30 @@ class Settings(BaseSettings):
         default=None, description="Tests only: step:phase points where steps block (fastlims.pipeline.pause)"
     )
     pipeline_test_pause_dir: Path | None = Field(default=None, description="Tests only: pause markers and releases")
+    # --- virtual bench
+    virtual_bench_enabled: bool = Field(
+        default=True, description="Run virtual bench runs (the bench-<name> queues) wherever pipeline workflows run"
+    )
+    virtual_bench_concurrency: int | None = Field(
+        default=None, ge=1, description="Simulations one process runs at once (default: the number of cores)"
+    )
+    virtual_bench_step_s: float | None = Field(
+        default=None, gt=0, description="Communication step (default: the FMUs' own, else 1 s)"
+    )
+    virtual_bench_max_duration_s: float | None = Field(
+        default=None, gt=0, description="Cap on a run's simulated duration (profile end or the test's nominal)"
+    )
+    virtual_bench_timeout_s: float = Field(default=3600.0, gt=0, description="Wall-time limit of one run")
+    virtual_bench_batch_sim_s: float | None = Field(
+        default=60.0, gt=0, description="Publish a metrics batch every this many simulated seconds"
+    )
+    virtual_bench_batch_wall_s: float = Field(
+        default=1.0, gt=0, description="…and at least every this many wall-clock seconds"
+    )
+    virtual_bench_metrics_qos: int = Field(default=1, ge=0, le=1, description="QoS of live metrics batches")
+    virtual_bench_progress_s: float = Field(
+        default=1.0, gt=0, description="How often progress is published and the request is polled for a cancel"
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -18,7 +18,7 @@ from tests.services import free_port
 PAST_MODEL_READY = {"ModelReady", "DoeComplete", "ScheduleReady", "Running", "SimulationComplete", "Completed"}
 
 
-def test_demo_requests_reach_model_ready_through_mqtt_and_sftp(tmp_path: Path) -> None:
+def test_demo_requests_run_through_mqtt_sftp_pipeline_and_virtual_benches(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "FASTLIMS_DATA_DIR": str(tmp_path / "data"),
@@ -55,6 +55,16 @@ def test_demo_requests_reach_model_ready_through_mqtt_and_sftp(tmp_path: Path) -
             assert "Failed" not in statuses.values(), reasons
             time.sleep(0.5)  # polling the API with a deadline, not a fixed wait
         assert statuses and all(s in PAST_MODEL_READY for s in statuses.values()), statuses
+        # The first ones go on to run on the virtual benches right away and complete with results.
+        while time.monotonic() < deadline and "Completed" not in statuses.values():
+            page = httpx.get(f"{url}/api/v1/test-requests", headers=headers, timeout=10).json()
+            statuses = {item["request_number"]: item["status"] for item in page["items"]}
+            time.sleep(0.5)
+        completed = [number for number, status in statuses.items() if status == "Completed"]
+        assert completed, statuses
+        finished = httpx.get(f"{url}/api/v1/test-requests/{completed[0]}", headers=headers, timeout=10).json()
+        assert finished["simulation_progress"] == 100
+        assert finished["timestamps"]["completed_at"] is not None
         detail = httpx.get(f"{url}/api/v1/test-requests/{next(iter(statuses))}", headers=headers, timeout=10).json()
         assert detail["simulation_folder"].startswith("fastest_simulation_")
         assert detail["timestamps"]["fmu_ready_at"] is not None

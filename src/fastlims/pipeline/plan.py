@@ -215,6 +215,7 @@ def build_problem(
         end = -(-int((booking.end - origin).total_seconds()) // 60)  # ceil: never shrink a booking
         if end > start:
             frozen.append(FrozenAssignment(booking.run_id, booking.bench, start, end))
+    physical = facts.bench_kind == "physical"
     problem_runs = tuple(
         Run(
             run_id=run.run_id,
@@ -222,9 +223,11 @@ def build_problem(
             duration=duration_minutes(run.expected_duration_s),
             bench_kind=facts.bench_kind,
             earliest_start=0,
-            setup=facts.setup_minutes,
-            teardown=facts.teardown_minutes,
-            may_pause=facts.may_pause and facts.bench_kind == "physical",
+            # Set-up and tear-down are bench work with a fixture and a climate chamber: a virtual
+            # bench loads its FMUs in seconds, so its runs book no such time.
+            setup=facts.setup_minutes if physical else 0,
+            teardown=facts.teardown_minutes if physical else 0,
+            may_pause=facts.may_pause and physical,
         )
         for run in runs
     )

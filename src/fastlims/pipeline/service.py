@@ -32,10 +32,12 @@ class PipelineService:
 
     name = "pipeline"
 
-    def __init__(self, engine: PipelineEngine, *, enabled: bool = True) -> None:
+    def __init__(self, engine: PipelineEngine, *, enabled: bool = True, messaging: Any = None) -> None:
         self.engine = engine
         self.enabled = enabled
         self._task: asyncio.Task[None] | None = None
+        self.messaging = messaging  # the LIMS's MQTT connection for live run metrics (fastlims up)
+        self.bench_worker: Any = None
 
     async def start(self) -> None:
         if not self.enabled:
@@ -47,6 +49,9 @@ class PipelineService:
         except Exception:  # noqa: BLE001 - the periodic tick tries again
             log.exception("pipeline start-up sweep failed")
         self._task = asyncio.get_running_loop().create_task(self._beat())
+        from fastlims.benches import virtual
+
+        self.bench_worker = await virtual.start_worker(self.engine, self.messaging)
 
     async def _beat(self) -> None:
         period = self.engine.settings.pipeline_heartbeat_s
@@ -62,18 +67,23 @@ class PipelineService:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        from fastlims.benches import virtual
+
+        await virtual.stop_worker(self.bench_worker)
+        self.bench_worker = None
         await asyncio.to_thread(self.engine.shutdown)
 
 
 def _pipeline_services(system: Any) -> list[Any]:
     """The pipeline's background service for ``System.services`` (off in ``fastlims up`` with
     ``FASTLIMS_PIPELINE_ENABLED=false``: then only ``fastlims worker`` processes run workflows)."""
+    from fastlims.benches import virtual  # noqa: F401 - registers the virtual_run workflow before launch
     from fastlims.intake.service import intake_of
 
     intake = intake_of(system)
     engine = PipelineEngine(system.settings, system.database, intake)
     intake.on_model_ready(engine.on_model_ready)
-    return [PipelineService(engine, enabled=system.settings.pipeline_enabled)]
+    return [PipelineService(engine, enabled=system.settings.pipeline_enabled, messaging=system.messaging)]
 
 
 def pipeline_of(system: Any) -> PipelineEngine:

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from fastlims import __version__
+from fastlims.benches.routes import router as results_router
 from fastlims.bootstrap import System
 from fastlims.catalog.routes import router as catalog_router
 from fastlims.intake.routes import router as intake_router
@@ -57,6 +58,7 @@ def create_app(system: System) -> FastAPI:
     app.include_router(users_router)
     app.include_router(messaging_router)
     app.include_router(intake_router)
+    app.include_router(results_router)
     app.include_router(observability.router(system, metrics))
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -135,7 +135,7 @@ def test_a_second_request_never_overlaps_the_first_ones_bookings() -> None:
     first = plan.build_problem(facts("a"), runs_of("a", 3), BENCHES, [], NOW)
     first_bookings = plan.new_bookings(first, solve(first, "greedy"))
     assert len(first_bookings) == 3
-    assert all(b.test_start == b.start + timedelta(minutes=10) for b in first_bookings)
+    assert all(b.test_start == b.start for b in first_bookings)  # a virtual bench has no set-up time
     second = plan.build_problem(facts("b"), runs_of("b", 3), BENCHES, first_bookings, NOW)
     assert {f.run_id for f in second.frozen} == {b.run_id for b in first_bookings}
     result = solve(second, "greedy")
@@ -143,6 +143,14 @@ def test_a_second_request_never_overlaps_the_first_ones_bookings() -> None:
     made = plan.new_bookings(second, result)
     assert [b.run_id for b in made if b.run_id.startswith("a.")] == []
     assert plan.conflicts(made, first_bookings) == []
+
+
+def test_only_physical_runs_book_set_up_and_tear_down() -> None:
+    rig = Bench(bench_id="rig-1", kind="physical", calendar=Calendar.around_the_clock())
+    physical = plan.build_problem(facts("p", "physical"), runs_of("p", 1), [rig], [], NOW)
+    assert (physical.runs[0].setup, physical.runs[0].teardown) == (10, 5)
+    virtual = plan.build_problem(facts("v"), runs_of("v", 1), BENCHES, [], NOW)
+    assert (virtual.runs[0].setup, virtual.runs[0].teardown) == (0, 0)
 
 
 def test_bookings_elsewhere_or_already_over_are_ignored() -> None:

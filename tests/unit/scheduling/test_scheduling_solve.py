@@ -175,6 +175,7 @@ def test_gurobi_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_gurobi_schedule_passes_the_checker() -> None:
     import gurobipy  # noqa: F401 - the test extra installs it (size-limited free licence), so this runs in CI
+
     problem = synthetic_problem(12, 4, seed=2)
     schedule = solve(problem, "gurobi", time_limit_s=3)
     assert check(problem, schedule) == []

@@ -1,0 +1,566 @@
+"""The virtual bench worker: runs the virtual runs that dispatch puts on the ``bench-<name>``
+DBOS queues, as the durable workflow ``fastlims.benches.virtual_run`` (one per run, its id the
+run's idempotency key).
+
+One run, step by step (each a DBOS step; a finished step never runs again after a crash):
+
+1. wait, durably, until the run's scheduled start (the queue already held it until the booking);
+2. ``start``: stop here when the request is Cancelled or Failed; else record the run started
+   (ScheduleReady → Running with the request's first run) and publish the ``started`` event;
+3. ``simulate``: fetch the FMUs and ``inter_connection.json`` from storage, run the co-simulation
+   in a child process (a segfaulting FMU fails the run, not the worker), publish metrics batches
+   and progress live, poll the request every ``FASTLIMS_VIRTUAL_BENCH_PROGRESS_S`` so a Failed or
+   Cancelled request stops the run, stop it past ``FASTLIMS_VIRTUAL_BENCH_TIMEOUT_S``; write the
+   Parquet file (every sample, the parameters in its metadata) and the summary to
+   ``simulation-results/<run_id>/`` under fixed names, each written whole (a re-run overwrites);
+4. ``record``: the run's state and summary (``TestMetricsJson`` keyed by run id,
+   ``SimulationResultsPath``), then the request: any failed run → Failed with its reason; every
+   run completed → SimulationComplete → Completed. One writer per request at a time (a lock row).
+
+Concurrency: each bench queue runs one run at a time (across processes); a process runs at most
+``FASTLIMS_VIRTUAL_BENCH_CONCURRENCY`` simulations at once (default: its cores).
+
+Live messages go through a :class:`Publisher`: in ``fastlims up`` the LIMS's own MQTT client (from
+the DBOS step's thread into its asyncio loop); in ``fastlims worker`` a dedicated paho client when
+``FASTLIMS_MQTT_URL`` names an external broker (a worker cannot log in to another process's
+embedded broker), else none: the run still completes and its results are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import posixpath
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from dbos import DBOS
+from sqlalchemy import select, update
+
+from fastlims.config import Settings
+from fastlims.db.engine import Database
+from fastlims.intake.storage import BlobStorage
+from fastlims.messaging.schemas import RunEvent
+from fastlims.messaging.topics import Topics
+from fastlims.pipeline import durable
+from fastlims.pipeline.models import RunState, ScheduledRun
+from fastlims.requests import service as requests
+from fastlims.requests.models import TestRequest
+from fastlims.requests.states import TERMINAL, Status
+from fastlims.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+ACTOR = "virtual-bench"
+RESULTS_FILE = "results.parquet"
+SUMMARY_FILE = "summary.json"
+DEFAULT_STEP_S = 1.0
+_FINISHED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.value)
+
+
+# --- live messages --------------------------------------------------------------------------------
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        """Send without blocking on the broker (thread-safe; called from DBOS step threads)."""
+
+    def flush(self, timeout_s: float) -> None:
+        """Wait until what was sent is acknowledged (or ``timeout_s`` passes)."""
+
+
+class LoopPublisher:
+    """Publishes through an :class:`~fastlims.messaging.client.MqttClient` owned by an asyncio
+    loop in another thread (the LIMS's connection in ``fastlims up``)."""
+
+    def __init__(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.client, self.loop = client, loop
+        self._pending: list[Future[Any]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        async def send() -> Any:
+            return await self.client.publish(topic, payload, qos)  # returns the PUBACK future
+
+        try:  # waiting for the hand-over (not the PUBACK) keeps batches in order
+            acked = asyncio.run_coroutine_threadsafe(send(), self.loop).result(timeout=10)
+        except Exception:  # noqa: BLE001 - live metrics are best effort; the Parquet file is the record
+            log.warning("could not publish", extra={"topic": topic}, exc_info=True)
+            return
+        with self._lock:
+            self._pending.append(asyncio.run_coroutine_threadsafe(asyncio.wait_for(_wrap(acked), 30), self.loop))
+
+    def flush(self, timeout_s: float) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        deadline = time.monotonic() + timeout_s
+        for future in pending:
+            with contextlib.suppress(Exception):
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+
+
+async def _wrap(future: Any) -> Any:
+    return await future
+
+
+class PahoPublisher:
+    """A dedicated connection for a worker process (clean session, its own client id)."""
+
+    def __init__(self, settings: Settings, client_id: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from fastlims.messaging.client import BrokerAddress
+
+        assert settings.mqtt_url is not None
+        address = BrokerAddress.from_url(
+            settings.mqtt_url, settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file
+        )
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
+        )
+        if settings.mqtt_username is not None:
+            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+            self._client.username_pw_set(settings.mqtt_username, password)
+        if address.tls:
+            import ssl
+
+            context = ssl.create_default_context(cafile=str(address.ca_file) if address.ca_file else None)
+            if address.cert_file:
+                context.load_cert_chain(str(address.cert_file), str(address.key_file) if address.key_file else None)
+            self._client.tls_set_context(context)
+        self._client.max_inflight_messages_set(200)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(1, settings.mqtt_reconnect_max_s)
+        self._infos: list[Any] = []
+        self._lock = threading.Lock()
+        self._client.connect_async(address.host, address.port, keepalive=30)
+        self._client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, qos: int) -> None:
+        info = self._client.publish(topic, payload, qos=qos)
+        with self._lock:
+            self._infos.append(info)
+
+    def flush(self, timeout_s: float) -> None:
+        with self._lock:
+            infos, self._infos = self._infos, []
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            with contextlib.suppress(Exception):
+                info.wait_for_publish(timeout=max(0.01, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+# --- the worker's context -------------------------------------------------------------------------
+
+
+@dataclass
+class BenchContext:
+    settings: Settings
+    database: Database
+    storage: BlobStorage
+    topics: Topics
+    publisher: Publisher | None = None
+    slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+
+    def send(self, topic: str, message: Any, qos: int = 1) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(topic, message.model_dump_json().encode(), qos)
+
+    def event(self, order: dict[str, Any], event: str, progress: float = 0.0, reason: str | None = None) -> None:
+        self.send(
+            self.topics.run_events(order["run_id"]),
+            RunEvent(
+                run_id=order["run_id"],
+                test_UUID=order["test_UUID"],
+                event=event,  # type: ignore[arg-type]
+                progress=max(0.0, min(100.0, progress)),
+                reason=reason[:2000] if reason else None,
+                at=utcnow().isoformat().replace("+00:00", "Z"),
+            ),
+        )
+
+
+_context: BenchContext | None = None
+
+
+def bind(context: BenchContext) -> None:
+    global _context
+    _context = context
+
+
+def unbind() -> None:
+    global _context
+    _context = None
+
+
+def context() -> BenchContext:
+    if _context is None:
+        raise RuntimeError("no virtual bench worker runs in this process: start fastlims up or fastlims worker")
+    return _context
+
+
+def concurrency(settings: Settings) -> int:
+    return settings.virtual_bench_concurrency or os.cpu_count() or 1
+
+
+def bench_queues(database: Database, settings: Settings) -> list[str]:
+    """The queues of every virtual bench a schedule may use (the registry's, else the defaults)."""
+    from fastlims.benches import registry
+
+    with database.transaction() as session:
+        named = [r.name for r in registry.get_all(session=session) if r.kind == registry.Kind.virtual]
+    names = named or registry.default_virtual_names(settings.pipeline_virtual_benches)
+    return [durable.bench_queue(name) for name in names]
+
+
+def listen(engine: Any, queues: list[str]) -> None:
+    """Take work from ``queues`` in this launched process.
+
+    The engine listens to the pipeline queue only (``DBOS.listen_queues`` may be called once,
+    before launch); DBOS 3.4's queue manager re-reads its listening list every second, so the bench
+    queues are added to that list here, and registered (one run at a time per bench) if new.
+    """
+    from dbos._dbos import _get_dbos_instance
+
+    listening = _get_dbos_instance()._listening_queues  # noqa: SLF001 - see the docstring
+    for queue in queues:
+        engine.ensure_bench_queue(queue)
+        if listening is not None and queue not in listening:
+            listening.append(queue)
+
+
+class BenchWorker:
+    """The virtual bench side of a launched pipeline engine (``fastlims up`` and ``fastlims worker``)."""
+
+    def __init__(self, engine: Any, publisher: Publisher | None, owned: PahoPublisher | None = None) -> None:
+        self.engine = engine
+        self.owned = owned
+        settings = engine.settings
+        self.context = BenchContext(
+            settings=settings,
+            database=engine.database,
+            storage=engine.intake.storage,
+            topics=Topics(settings.mqtt_topic_prefix),
+            publisher=publisher,
+            slots=threading.BoundedSemaphore(concurrency(settings)),
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self) -> None:
+        """After ``engine.launch()``: bind the context, listen to the bench queues."""
+        bind(self.context)
+        listen(self.engine, bench_queues(self.engine.database, self.engine.settings))
+        log.info(
+            "virtual bench worker running",
+            extra={
+                "concurrency": concurrency(self.engine.settings),
+                "live_metrics": self.context.publisher is not None,
+            },
+        )
+
+    async def _refresh(self) -> None:
+        while True:  # benches added to the registry later
+            await asyncio.sleep(self.engine.settings.pipeline_heartbeat_s)
+            try:
+                await asyncio.to_thread(listen, self.engine, bench_queues(self.engine.database, self.engine.settings))
+            except Exception:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not refresh the bench queues", exc_info=True)
+
+    def detach(self) -> None:
+        unbind()
+        if self.owned is not None:
+            self.owned.close()
+
+
+async def start_worker(engine: Any, messaging: Any = None) -> BenchWorker | None:
+    """Called by the pipeline service after the engine launched (in its asyncio loop)."""
+    settings = engine.settings
+    if not settings.virtual_bench_enabled:
+        return None
+    owned: PahoPublisher | None = None
+    publisher: Publisher | None = None
+    if messaging is not None:
+        publisher = LoopPublisher(messaging.client, asyncio.get_running_loop())
+    elif settings.mqtt_url:
+        owned = publisher = PahoPublisher(settings, f"{settings.mqtt_client_id}-bench-{engine.identity.executor_id}")
+    else:
+        log.warning("virtual runs in this worker publish no live metrics: set FASTLIMS_MQTT_URL to an external broker")
+    worker = BenchWorker(engine, publisher, owned)
+    await asyncio.to_thread(worker.attach)
+    worker._task = asyncio.get_running_loop().create_task(worker._refresh())
+    return worker
+
+
+async def stop_worker(worker: BenchWorker | None) -> None:
+    if worker is None:
+        return
+    if worker._task is not None:
+        worker._task.cancel()
+        await asyncio.gather(worker._task, return_exceptions=True)
+    worker.detach()
+
+
+# --- the steps ------------------------------------------------------------------------------------
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _status(ctx: BenchContext, test_uuid: str) -> Status:
+    with ctx.database.transaction() as session:
+        return Status(requests.get_by_uuid(session=session, test_uuid=test_uuid).status)
+
+
+def _set_run_state(ctx: BenchContext, run_id: str, state: str) -> None:
+    with ctx.database.transaction() as session:
+        session.execute(
+            update(ScheduledRun)
+            .where(ScheduledRun.run_id == run_id, ScheduledRun.state.not_in(_FINISHED))
+            .values(state=state)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def start_step(order: dict[str, Any]) -> dict[str, Any]:
+    """Record the run started (and the request Running), unless the request stopped meanwhile."""
+    from fastlims.pipeline.service import run_started
+
+    ctx = context()
+    status = _status(ctx, order["test_UUID"])
+    if status in (Status.Cancelled, Status.Failed, Status.Completed):
+        _set_run_state(ctx, order["run_id"], RunState.cancelled.value)
+        ctx.event(order, "cancelled", reason=f"the request is {status.name}")
+        return {"go": False, "reason": f"the request is {status.name}"}
+    with ctx.database.transaction() as session:
+        run = run_started(session=session, run_id=order["run_id"], actor=ACTOR)
+        started = run.started_at.isoformat() if run.started_at else utcnow().isoformat()
+    ctx.event(order, "started")
+    return {"go": True, "started_at": started}
+
+
+def _duration_s(ctx: BenchContext, order: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """The request's variables and the run's simulated duration: the order's ``duration_s`` when
+    given, else none when the request has a profile (it ends the run at its last point), else the
+    test's nominal duration; capped by ``FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_S``."""
+    with ctx.database.transaction() as session:
+        request = requests.get_by_uuid(session=session, test_uuid=order["test_UUID"])
+        variables = requests.variables_of(request) or {}
+        nominal = float(request.test.nominal_duration_minutes or 0) * 60.0 or None
+    if order.get("duration_s"):
+        return variables, float(order["duration_s"])
+    custom: Any = variables.get("custom_profile") or {}
+    profile = custom.get("values") or []
+    duration = None if len(profile) >= 2 else nominal
+    cap = ctx.settings.virtual_bench_max_duration_s
+    if cap is not None:
+        duration = cap if duration is None else min(duration, cap)
+    return variables, duration
+
+
+def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
+    """Run the simulation and store its results; returns the outcome (small JSON)."""
+    from fastlims.benches import results
+    from fastlims.benches.cosim import CosimError, SimulationSpec, load_system, run_in_subprocess
+    from fastlims.pipeline import files
+
+    ctx = context()
+    settings = ctx.settings
+    run_id, uuid = order["run_id"], order["test_UUID"]
+    folder = order["results_folder"].rstrip("/")
+    results_key, summary_key = f"{folder}/{RESULTS_FILE}", f"{folder}/{SUMMARY_FILE}"
+    fmus: list[str] = list(order.get("fmus") or [])
+    interconnection = str(order.get("interconnection") or "")
+    with ctx.slots:
+        try:
+            variables, duration = _duration_s(ctx, order)
+            with ctx.storage.materialised([*fmus, interconnection]) as local:
+                connections = json.loads(local[interconnection].read_text(encoding="utf-8"))
+                paths = {posixpath.basename(k)[: -len(".fmu")]: local[k] for k in fmus}
+                step = settings.virtual_bench_step_s
+                if step is None:
+                    with load_system(paths, connections) as system:
+                        step = system.default_step_size() or DEFAULT_STEP_S
+                spec = SimulationSpec.from_request(
+                    variables, step_size=step, duration_s=duration, parameters=order.get("parameters") or {}
+                )
+                end = spec.end_time()
+                timeout = float(order.get("timeout_s") or settings.virtual_bench_timeout_s)
+                batch_rows = (
+                    max(1, int(round(settings.virtual_bench_batch_sim_s / step)))
+                    if settings.virtual_bench_batch_sim_s
+                    else None
+                )
+                t0 = utcnow().isoformat().replace("+00:00", "Z")
+                tracker = _Tracker(ctx, order, end, spec.start_time)
+
+                def on_batch(batch: Any) -> None:
+                    ctx.send(
+                        ctx.topics.run_metrics(run_id),
+                        batch.to_message(run_id=run_id, test_uuid=uuid, t0_utc=t0),
+                        settings.virtual_bench_metrics_qos,
+                    )
+
+                result = run_in_subprocess(
+                    paths, connections, spec, on_batch,
+                    batch_rows=batch_rows, batch_every_s=settings.virtual_bench_batch_wall_s,
+                    cancel=tracker.cancelled, on_progress=tracker.reached, timeout_s=timeout,
+                )  # fmt: skip
+        except CosimError as exc:
+            reason = f"the simulation cannot run: {exc}"
+            return {"status": "failed", "end_cause": "invalid", "reason": reason[:4000], "samples": 0}
+        except (FileNotFoundError, KeyError) as exc:
+            reason = f"the run's model files are not in storage: {exc}"
+            return {"status": "failed", "end_cause": "missing", "reason": reason[:4000], "samples": 0}
+    # Fixed names, each written whole: a step that runs again after a crash overwrites them.
+    files.put_atomic(ctx.storage, results_key, results.parquet_bytes(result, run_id=run_id))
+    summary = {"run_id": run_id, **results.summarize_run(result), "parameters": dict(order.get("parameters") or {})}
+    files.put_json(ctx.storage, summary_key, summary)
+    if ctx.publisher is not None:
+        ctx.publisher.flush(30.0)  # the last batch is out before the run's final event
+    return {
+        "status": result.status,
+        "end_cause": result.end_cause,
+        "reason": (result.reason or "")[:4000],
+        "samples": result.rows,
+        "batches": result.batches,
+        "stopped_at_s": result.stopped_at if math.isfinite(result.stopped_at) else None,
+        "results": results_key,
+        "summary": summary_key,
+    }
+
+
+class _Tracker:
+    """Progress (events and ``SimulationProgress``) and the request's status, at most once per
+    ``FASTLIMS_VIRTUAL_BENCH_PROGRESS_S`` each."""
+
+    def __init__(self, ctx: BenchContext, order: dict[str, Any], end: float, start: float) -> None:
+        self.ctx, self.order, self.end, self.start = ctx, order, end, start
+        self.every = ctx.settings.virtual_bench_progress_s
+        self._published = -math.inf
+        self._polled = time.monotonic()
+        self._stop = False
+        uuid = order["test_UUID"]
+        with ctx.database.transaction() as session:
+            states = list(session.scalars(select(ScheduledRun.state).where(ScheduledRun.test_uuid == uuid)))
+        self.total = max(1, len(states))
+        self.done = sum(1 for s in states if s == RunState.completed.value)
+
+    def reached(self, t: float) -> None:
+        now = time.monotonic()
+        if now - self._published < self.every and t < self.end:
+            return
+        self._published = now
+        span = self.end - self.start
+        percent = 100.0 * min(1.0, max(0.0, (t - self.start) / span)) if span > 0 else 100.0
+        self.ctx.event(self.order, "progress", percent)
+        overall = int((self.done * 100.0 + percent) / self.total)
+        with contextlib.suppress(Exception), self.ctx.database.transaction() as session:
+            session.execute(
+                update(TestRequest)
+                .where(TestRequest.test_uuid == self.order["test_UUID"], TestRequest.simulation_progress < overall)
+                .values(simulation_progress=overall)
+                .execution_options(synchronize_session=False)
+            )
+
+    def cancelled(self) -> bool:
+        now = time.monotonic()
+        if not self._stop and now - self._polled >= self.every:
+            self._polled = now
+            with contextlib.suppress(Exception):
+                self._stop = _status(self.ctx, self.order["test_UUID"]) in (Status.Cancelled, Status.Failed)
+        return self._stop
+
+
+def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    """The run's state and summary; then the request's status when this run decides it."""
+    from fastlims.pipeline.steps import _lock
+
+    ctx = context()
+    run_id, uuid = order["run_id"], order["test_UUID"]
+    status = outcome["status"]
+    state = {"completed": RunState.completed, "cancelled": RunState.cancelled}.get(status, RunState.failed).value
+    summary = None
+    if outcome.get("summary"):
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            summary = json.loads(ctx.storage.get(outcome["summary"]))
+    final = None
+    with ctx.database.transaction() as session:
+        _lock(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
+        session.execute(
+            update(ScheduledRun)
+            .where(ScheduledRun.run_id == run_id)
+            .values(state=state)
+            .execution_options(synchronize_session=False)
+        )
+        request = requests.get_by_uuid(session=session, test_uuid=uuid)
+        metrics = json.loads(request.test_metrics_json) if request.test_metrics_json else {}
+        if not isinstance(metrics, dict):
+            metrics = {"previous": metrics}
+        metrics[run_id] = {
+            **(summary or {}),
+            "status": status,
+            "reason": outcome.get("reason") or None,
+            "results": outcome.get("results"),
+        }
+        request.test_metrics_json = json.dumps(metrics, allow_nan=False, default=str)
+        request.simulation_results_path = f"{order['results_folder'].rstrip('/').rsplit('/', 1)[0]}/"
+        current = Status(request.status)
+        if current not in TERMINAL:
+            if status == "failed":
+                requests.change_status(
+                    session=session, request=request, target=Status.Failed, actor=ACTOR, expected=current,
+                    reason=f"run {run_id} failed: {outcome.get('reason')}"[:4000],
+                )  # fmt: skip
+            elif status == "completed":
+                states = list(session.scalars(select(ScheduledRun.state).where(ScheduledRun.test_uuid == uuid)))
+                if states and all(s == RunState.completed.value for s in states) and current is Status.Running:
+                    request.simulation_progress = 100
+                    requests.change_status(
+                        session=session, request=request, target=Status.SimulationComplete, actor=ACTOR,
+                        expected=Status.Running, reason=f"all {len(states)} run(s) completed",
+                    )  # fmt: skip
+                    requests.change_status(
+                        session=session, request=request, target=Status.Completed, actor=ACTOR,
+                        expected=Status.SimulationComplete, reason=f"results in {request.simulation_results_path}",
+                    )  # fmt: skip
+        final = Status(request.status).name
+    event = {"completed": "completed", "cancelled": "cancelled"}.get(status, "failed")
+    ctx.event(order, event, 100.0 if status == "completed" else 0.0, outcome.get("reason") or None)
+    return {"run_id": run_id, "status": status, "request_status": final}
+
+
+def _step(name: str, function: Callable[..., Any], *args: Any) -> Any:
+    return DBOS.run_step({"name": f"virtual.{name}"}, function, *args)
+
+
+@DBOS.workflow(name=durable.VIRTUAL_RUN_WORKFLOW)
+def virtual_run(order: dict[str, Any]) -> dict[str, Any]:
+    """One virtual run (``order``: :func:`fastlims.pipeline.steps.run_order`); returns its outcome."""
+    scheduled = _parse_time(order.get("scheduled_start") or order["bench_start"])
+    # Always one sleep (0 s when due): the steps keep their positions when the workflow replays.
+    DBOS.sleep(max(0.0, (scheduled - utcnow()).total_seconds()))
+    started = _step("start", start_step, order)
+    if not started["go"]:
+        return {"run_id": order["run_id"], "status": "cancelled", "reason": started["reason"]}
+    try:
+        outcome = _step("simulate", simulate_step, order)
+    except Exception as exc:  # noqa: BLE001 - storage or database trouble ends the run failed, named
+        log.exception("virtual run failed outside the simulation", extra={"run_id": order["run_id"]})
+        outcome = {"status": "failed", "end_cause": "error", "reason": f"{type(exc).__name__}: {exc}"[:4000]}
+    recorded = _step("record", record_step, order, outcome)
+    return {**outcome, **recorded}

@@ -5,6 +5,7 @@ SFTP, and the intake takes them to ModelReady and beyond."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -65,6 +66,21 @@ def test_demo_requests_run_through_mqtt_sftp_pipeline_and_virtual_benches(tmp_pa
         finished = httpx.get(f"{url}/api/v1/test-requests/{completed[0]}", headers=headers, timeout=10).json()
         assert finished["simulation_progress"] == 100
         assert finished["timestamps"]["completed_at"] is not None
+        # The detail page draws the schedule and offers each run's results for download.
+        with httpx.Client(base_url=url, timeout=10) as browser:
+            token_field = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
+            assert token_field
+            login = {"username": "demo-manager", "password": "fastlims-demo", "csrf_token": token_field.group(1)}
+            assert browser.post("/login", data=login).status_code == 303
+            page = browser.get(f"/requests/{completed[0]}").text
+            assert 'data-testid="gantt"' in page and "data:image/svg+xml;base64," in page
+            assert 'hx-trigger="every 3s"' not in page  # a finished request stops polling
+            link = re.search(r'href="(/requests/[^"]+/results\.csv)"', page)
+            assert link, "no results link on the page"
+            csv_text = browser.get(link.group(1)).text
+            header, first_row = csv_text.splitlines()[:2]
+            assert header.startswith('"time [s]",') and "Cell.V [V]" in header
+            assert float(first_row.split(",")[0]) == 0.0
         detail = httpx.get(f"{url}/api/v1/test-requests/{next(iter(statuses))}", headers=headers, timeout=10).json()
         assert detail["simulation_folder"].startswith("fastest_simulation_")
         assert detail["timestamps"]["fmu_ready_at"] is not None

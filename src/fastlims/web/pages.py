@@ -3,6 +3,7 @@ login, server-rendered with Jinja2 and HTMX. Routes only translate to service ca
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import date, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from fastlims.bootstrap import System
 from fastlims.catalog import service as catalog
 from fastlims.requests import service as requests_service
 from fastlims.requests.schemas import TestRequestCreate
-from fastlims.requests.states import CANCELLABLE, Status
+from fastlims.requests.states import CANCELLABLE, TERMINAL, Status
 from fastlims.timeutil import format_local
 from fastlims.users import service as users
 from fastlims.web.deps import DbSession, PageUser, check_csrf, csrf_token, get_system
@@ -272,8 +273,51 @@ def request_detail(request: Request, request_number: str, session: DbSession, us
             "lifecycle": LIFECYCLE,
             "variables_json": json.dumps(variables, indent=2) if variables else None,
             "cancellable": Status(item.status) in CANCELLABLE,
+            "live": Status(item.status) not in TERMINAL,
+            "runs": _runs_of(session, item),
+            "gantt": _gantt_of(request.app.state.system, item),
         },
     )
+
+
+def _runs_of(session: DbSession, item: Any) -> list[Any]:
+    from sqlalchemy import select
+
+    from fastlims.pipeline.models import ScheduledRun
+
+    return list(
+        session.scalars(
+            select(ScheduledRun).where(ScheduledRun.test_uuid == item.test_uuid).order_by(ScheduledRun.run_id)
+        )
+    )
+
+
+def _gantt_of(system: System, item: Any) -> str | None:
+    """The schedule picture the pipeline drew, as a data URI (an <img> runs no script in an SVG)."""
+    if not item.schedule_ready_at or not item.simulation_folder:
+        return None
+    from fastlims.intake import layout
+    from fastlims.intake.service import intake_of
+    from fastlims.pipeline.steps import GANTT_FILE
+
+    try:
+        svg = intake_of(system).storage.get(f"{item.simulation_folder}/{layout.SCHEDULE_OUTPUT}/{GANTT_FILE}")
+    except (FileNotFoundError, OSError):
+        return None
+    return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
+
+
+@router.get("/requests/{request_number}/runs/{run_id}/results.csv")
+def run_results_csv(
+    request_number: str, run_id: str, session: DbSession, user: PageUser, system: System = Depends(get_system)
+) -> Response:
+    from fastlims.benches.routes import results_csv_response
+
+    try:
+        item = requests_service.get_for(session=session, request_number=request_number, user=user)
+    except (requests_service.NotFound, requests_service.Forbidden) as exc:
+        return Response(str(exc), status_code=404 if isinstance(exc, requests_service.NotFound) else 403)
+    return results_csv_response(session, system, item, run_id)
 
 
 @router.post("/requests/{request_number}/cancel", dependencies=[Depends(check_csrf)])

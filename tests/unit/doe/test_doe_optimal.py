@@ -73,8 +73,8 @@ def test_pydoe_optimal_design_is_singular_in_the_saturated_case_which_is_why_we_
     candidates = pydoe.generate_candidate_set(3, n_levels=3)
     points, info = pydoe.optimal_design(candidates, 4, degree=1)
     x = _model_matrix(np.asarray(points), "linear")
-    if np.linalg.matrix_rank(x) == 4:  # pragma: no cover - pyDOE fixed it: the guard stays harmless
-        pytest.skip("pyDOE's optimal_design no longer returns a singular saturated design")
+    # Pins the upstream behaviour our guard exists for; if pyDOE fixes it, this fails and says so.
+    assert np.linalg.matrix_rank(x) < 4, "pyDOE's optimal_design no longer returns a singular design"
     assert info["D_eff"] == 0.0
 
 

@@ -76,8 +76,11 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
         )
     bind_host = host or system.settings.http_host
     bind_port = port or system.settings.http_port
-    click.echo(f"FastLIMS {__version__} serving on http://{bind_host}:{bind_port}  (API docs: /docs)")
-    runtime.run(system, bind_host, bind_port)
+    click.echo(f"FastLIMS {__version__} starting: web on http://{bind_host}:{bind_port}  (API docs: /docs)")
+    try:
+        runtime.run(system, bind_host, bind_port)
+    except runtime.ServiceStartError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group()

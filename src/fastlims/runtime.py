@@ -31,11 +31,25 @@ class BackgroundService(Protocol):
         """Stop promptly; must be safe to call after a failed or partial start."""
 
 
+class ServiceStartError(RuntimeError):
+    """A service could not start (a port in use, a database down, ...); says which and why."""
+
+
+_HINTS = {
+    "mqtt-broker": "another broker may hold the port: set FASTLIMS_MQTT_PORT, or FASTLIMS_MQTT_URL for an external one",
+    "intake": "another process may hold the SFTP port: set FASTLIMS_SFTP_PORT",
+}
+
+
 async def start_services(system: System) -> list[BackgroundService]:
     started: list[BackgroundService] = []
     try:
         for service in system.services:
-            await service.start()
+            try:
+                await service.start()
+            except Exception as exc:  # anything: reported with the service name, then all stop
+                hint = next((h for key, h in _HINTS.items() if key in service.name), "")
+                raise ServiceStartError(f"{service.name} could not start: {exc}{'; ' + hint if hint else ''}") from exc
             started.append(service)
             log.info("service started", extra={"service": service.name})
     except BaseException:

@@ -26,18 +26,7 @@ from fastlims.bootstrap import System
 from fastlims.messaging.acl import mosquitto_acl
 from fastlims.messaging.models import MqttRole
 from fastlims.runtime import start_services, stop_services
-from tests.services import free_port
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Poll a condition until it holds or the deadline passes (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+from tests.services import free_port, wait_for  # noqa: F401 - re-exported for the messaging tests
 
 
 class LoopThread:

@@ -12,11 +12,15 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+T = TypeVar("T")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -25,6 +29,18 @@ def missing(what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI but is not available", pytrace=False)
     pytest.skip(f"{what} not available")
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float = 15.0, what: str = "condition") -> T:
+    """Poll ``condition`` until it is truthy or the deadline passes (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
 
 
 def free_port() -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fastlims.db.base import Base, UTCDateTime
+from fastlims.db.base import Base, UTCDateTime, enum_column
 from fastlims.timeutil import utcnow
 
 
@@ -27,11 +27,6 @@ class BenchKind(enum.StrEnum):
     def allows(self, bench: str) -> bool:
         """``bench`` is the request's ``Virtual``/``Physical`` (seed Figure 2 spelling)."""
         return self is BenchKind.both or self.value == bench.lower()
-
-
-def _enum_column(enum_cls: type[enum.Enum]) -> Enum:
-    """Stored as its value in a VARCHAR, portable across SQLite and PostgreSQL."""
-    return Enum(enum_cls, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
 
 
 class UUT(Base):
@@ -74,7 +69,7 @@ class TestName(Base):
     name: Mapped[str] = mapped_column("Name", String(200))
     description: Mapped[str] = mapped_column("Description", Text, default="")
     category: Mapped[str] = mapped_column("Category", String(64))
-    bench_kind: Mapped[BenchKind] = mapped_column("BenchKind", _enum_column(BenchKind), default=BenchKind.both)
+    bench_kind: Mapped[BenchKind] = mapped_column("BenchKind", enum_column(BenchKind), default=BenchKind.both)
     nominal_duration_minutes: Mapped[int] = mapped_column("NominalDurationMinutes", Integer)
     setup_minutes: Mapped[int] = mapped_column("SetupMinutes", Integer, default=0)
     teardown_minutes: Mapped[int] = mapped_column("TeardownMinutes", Integer, default=0)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, Integer, String, Text
+from sqlalchemy import Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fastlims.db.base import Base, UTCDateTime
+from fastlims.db.base import Base, UTCDateTime, enum_column
 from fastlims.timeutil import utcnow
 
 
@@ -54,9 +54,7 @@ class MqttUser(Base):
 
     id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
     username: Mapped[str] = mapped_column("Username", String(64), unique=True)
-    role: Mapped[MqttRole] = mapped_column(
-        "Role", Enum(MqttRole, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[MqttRole] = mapped_column("Role", enum_column(MqttRole))
     password_hash: Mapped[str] = mapped_column("PasswordHash", String(200))
     is_active: Mapped[bool] = mapped_column("IsActive", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from fastlims.db.base import Base, UTCDateTime
+from fastlims.db.base import Base, UTCDateTime, enum_column
 from fastlims.timeutil import utcnow
 
 
@@ -28,9 +28,7 @@ class User(Base):
     id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
     username: Mapped[str] = mapped_column("Username", String(64), unique=True)
     display_name: Mapped[str] = mapped_column("DisplayName", String(200))
-    role: Mapped[Role] = mapped_column(
-        "Role", Enum(Role, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e])
-    )
+    role: Mapped[Role] = mapped_column("Role", enum_column(Role))
     password_hash: Mapped[str] = mapped_column("PasswordHash", String(200))
     is_active: Mapped[bool] = mapped_column("IsActive", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)

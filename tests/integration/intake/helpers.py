@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from fastlims.requests import service as requests
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import Status
 from fastlims.users import service as users
+from tests import services
 from tests.catalog_helpers import applicable
 from tests.conftest import Actor
 from tests.services import missing
@@ -129,15 +129,7 @@ def quarantined(intake: Intake, test_uuid: str | None) -> list[tuple[str, dict[s
 
 
 def wait_for(condition: Callable[[], T], timeout_s: float = 20.0, what: str = "condition") -> T:
-    """Poll ``condition`` until it is truthy (no fixed sleeps); fail naming ``what``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
+    return services.wait_for(condition, timeout_s, what)
 
 
 class LoopThread:

@@ -122,7 +122,7 @@ def test_no_ack_is_retried_then_fails(make_stack) -> None:  # type: ignore[no-un
     second = dt.next_message(timeout=20)[1]
     assert first["message_id"] == second["message_id"] == f"req-{created['test_UUID']}"
     row = wait_for(
-        lambda: (r := request_row(stack, created["request_number"])).status == Status.Failed and r, timeout=20
+        lambda: (r := request_row(stack, created["request_number"])).status == Status.Failed and r, timeout_s=20
     )
     assert "did not acknowledge the request within 0.4 s after 2 attempt(s)" in row.failure_reason
     assert row.dt_request_attempts == 2

@@ -5,7 +5,6 @@ exactly once."""
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
 from fastlims.users import service as users
+from tests import services
 from tests.catalog_helpers import applicable
 
 T = TypeVar("T")
@@ -148,15 +148,7 @@ def request_facts(system: System, test_uuid: str) -> dict[str, Any]:
 
 
 def wait_for(condition: Callable[[], T], timeout_s: float = 30.0, what: str = "condition") -> T:
-    """Poll ``condition`` until truthy, failing after ``timeout_s`` (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.02)
+    return services.wait_for(condition, timeout_s, what)
 
 
 def wait_status(system: System, test_uuid: str, wanted: Status, timeout_s: float = 30.0) -> None:

@@ -2,8 +2,10 @@
 
 Runs are taken one by one in a priority order; each goes to the compatible bench where it
 would finish first, into the earliest gap that its calendar allows (gaps left by earlier
-placements are filled). A few orders are tried and the best schedule that meets every
-deadline is kept, so the baseline is a fair one.
+placements are filled). The plain scheduler takes runs in release order (:func:`eft_baseline`,
+the baseline the solvers are measured against). The fallback and the solvers' starting point,
+:func:`best_greedy`, tries a portfolio of priority rules per group of benches and keeps the
+combination that meets every deadline at the lowest objective.
 """
 
 from __future__ import annotations
@@ -63,19 +65,78 @@ def list_schedule(
     return out
 
 
-def _orders(prep: Prepared) -> list[Callable[[Run], tuple[float, ...]]]:
-    """Priority rules: release order (FIFO), earliest deadline, shortest first, priority first,
-    and weighted-shortest-processing-time (Smith's rule, which minimises weighted start times
-    on one machine) alone and within each day of preferred dates."""
+Order = Callable[[list[Run]], list[Run]]
+
+
+def _with_longest_tail(order: Order, share: float) -> Order:
+    """``order``, then the runs making up its last ``share`` of the work re-sorted longest
+    first: short runs left for the end fill the benches evenly, so the makespan is not set by
+    one long run started late on one bench (the classic LPT rule for the tail)."""
+
+    def ordered(runs: list[Run]) -> list[Run]:
+        head = order(runs)
+        total = sum(r.processing for r in head)
+        done = 0
+        for i, r in enumerate(head):
+            done += r.processing
+            if done > total * (1 - share):
+                return head[:i] + sorted(head[i:], key=lambda r: -r.processing)
+        return head
+
+    return ordered
+
+
+def _orders(prep: Prepared) -> dict[str, Order]:
+    """Priority rules: release order (FIFO, the plain baseline), earliest deadline, shortest
+    first, priority first, weighted-shortest-processing-time (Smith's rule, which minimises
+    weighted start times on one machine) alone, damped by the square root of the length, and
+    within each day of preferred dates; and two of them with a longest-first tail.
+
+    Measured on the synthetic labs (bench/scheduling.py): no rule wins everywhere; priority
+    first with a longest-first tail was best on the physical benches of the large instances,
+    WSPT damped by the square root on the virtual ones."""
     es, w = prep.es, prep.weight
-    return [
-        lambda r: (es[r.run_id], -w[r.run_id], -r.processing),
-        lambda r: (r.deadline if r.deadline is not None else _INF, es[r.run_id], -w[r.run_id]),
-        lambda r: (es[r.run_id], r.processing),
-        lambda r: (-w[r.run_id], es[r.run_id], r.processing),
-        lambda r: (-w[r.run_id] / r.processing, es[r.run_id]),
-        lambda r: (es[r.run_id] // 1440, -w[r.run_id] / r.processing),
-    ]
+
+    def by(key: Callable[[Run], tuple[float, ...]]) -> Order:
+        return lambda runs: sorted(runs, key=key)
+
+    orders: dict[str, Order] = {
+        "fifo": by(lambda r: (es[r.run_id], -w[r.run_id], -r.processing)),
+        "edd": by(lambda r: (r.deadline if r.deadline is not None else _INF, es[r.run_id], -w[r.run_id])),
+        "spt": by(lambda r: (es[r.run_id], r.processing)),
+        "priority": by(lambda r: (-w[r.run_id], es[r.run_id], r.processing)),
+        "wspt": by(lambda r: (-w[r.run_id] / r.processing, es[r.run_id])),
+        "wspt_sqrt": by(lambda r: (-w[r.run_id] / r.processing**0.5, es[r.run_id])),
+        "wspt_daily": by(lambda r: (es[r.run_id] // 1440, -w[r.run_id] / r.processing)),
+    }
+    for share in (0.2, 0.35):
+        orders[f"priority_lpt{int(share * 100)}"] = _with_longest_tail(orders["priority"], share)
+    orders["wspt_sqrt_lpt20"] = _with_longest_tail(orders["wspt_sqrt"], 0.2)
+    return orders
+
+
+def components(prep: Prepared) -> list[tuple[set[str], list[Run]]]:
+    """Groups of benches that share runs (a run's compatible benches are in one group), with
+    their runs. Groups never interact except through the makespan, so each may follow its own
+    priority rule."""
+    parent = {b: b for b in prep.benches}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for r in prep.runs:
+        first = prep.compat[r.run_id][0]
+        for b in prep.compat[r.run_id][1:]:
+            parent[find(b)] = find(first)
+    groups: dict[str, tuple[set[str], list[Run]]] = {}
+    for b in prep.benches:
+        groups.setdefault(find(b), (set(), []))[0].add(b)
+    for r in prep.runs:
+        groups[find(prep.compat[r.run_id][0])][1].append(r)
+    return [g for g in groups.values() if g[1]]
 
 
 def _with_deadline_repair(prep: Prepared, order: list[Run], kept: Sequence[Assignment]) -> list[Assignment] | None:
@@ -98,26 +159,75 @@ def _with_deadline_repair(prep: Prepared, order: list[Run], kept: Sequence[Assig
     return None
 
 
-def best_greedy(prep: Prepared, kept: Sequence[Assignment] = ()) -> tuple[list[Assignment], int] | None:
-    """The best list schedule over a few priority orders, with its objective; None if every
-    order missed a deadline or ran past the horizon."""
+def _parts(prep: Prepared, placed: Sequence[Assignment]) -> tuple[int, int]:
+    """(latest end, weighted lateness) of one group's placements."""
+    es = {r.run_id: r.earliest_start for r in prep.problem.runs}
+    end = max((a.end for a in placed), default=0)
+    return end, sum(prep.weight[a.run_id] * max(0, a.start - es[a.run_id]) for a in placed)
+
+
+def best_greedy(
+    prep: Prepared, kept: Sequence[Assignment] = (), orders: Sequence[str] | None = None
+) -> tuple[list[Assignment], int] | None:
+    """The best list schedule over the priority rules (or only ``orders``), with its
+    objective; None if every rule missed a deadline or ran past the horizon.
+
+    Each group of benches (:func:`components`) gets the rule that suits it; the choice is made
+    for the whole objective, since the makespan is shared (coordinate descent over groups)."""
     kept_ids = {a.run_id for a in kept}
-    todo = [r for r in prep.runs if r.run_id not in kept_ids]
-    best: tuple[list[Assignment], int] | None = None
-    for key in _orders(prep):
-        placed = _with_deadline_repair(prep, sorted(todo, key=key), kept)
-        if placed is None:
-            continue
-        obj = objective_parts(prep.problem, placed + prep.frozen)[0]
-        if best is None or obj < best[1]:
-            best = (placed, obj)
-    return best
+    rules = _orders(prep)
+    names = list(rules) if orders is None else list(orders)
+    options: list[dict[str, tuple[list[Assignment], int, int]]] = []
+    for benches, runs in components(prep):
+        todo = [r for r in runs if r.run_id not in kept_ids]
+        kept_here = [a for a in kept if a.bench_id in benches]
+        found = {}
+        for name in names:
+            placed = _with_deadline_repair(prep, rules[name](todo), kept_here)
+            if placed is not None:
+                found[name] = (placed, *_parts(prep, placed))
+        if not found:
+            return None
+        options.append(found)
+    # kept runs of groups without open runs
+    grouped = {a.run_id for group in options for a in next(iter(group.values()))[0]}
+    rest = [a for a in kept if a.run_id not in grouped]
+    w_m = prep.makespan_weight
+    floor = max([prep.frozen_makespan] + [a.end for a in rest])
+
+    def total(choice: list[str]) -> int:
+        ends = [options[g][c][1] for g, c in enumerate(choice)]
+        return w_m * max([floor] + ends) + sum(options[g][c][2] for g, c in enumerate(choice))
+
+    # start from the best of: each group's own best rule, or one rule for all groups (so the
+    # result is never worse than any single rule), then improve one group at a time
+    starts = [[min(opts, key=lambda c, o=opts: w_m * o[c][1] + o[c][2]) for opts in options]]  # type: ignore[misc]
+    starts += [[name] * len(options) for name in names if all(name in opts for opts in options)]
+    choice = min(starts, key=total)
+    for _ in range(len(options) + 1):
+        changed = False
+        for g, opts in enumerate(options):
+            best_c = min(opts, key=lambda c, g=g: total(choice[:g] + [c] + choice[g + 1 :]))  # type: ignore[misc]
+            if total(choice[:g] + [best_c] + choice[g + 1 :]) < total(choice):
+                choice[g] = best_c
+                changed = True
+        if not changed:
+            break
+    placed_all = rest + [a for g, c in enumerate(choice) for a in options[g][c][0]]
+    return placed_all, objective_parts(prep.problem, placed_all + prep.frozen)[0]
+
+
+def eft_baseline(prep: Prepared) -> tuple[list[Assignment], int] | None:
+    """The plain earliest-finish-time list scheduler: runs in release order (FIFO), each on
+    the bench where it ends first. The baseline the solvers are measured against, beside the
+    portfolio of :func:`best_greedy`."""
+    return best_greedy(prep, orders=["fifo"])
 
 
 def first_failure(prep: Prepared) -> GreedyFailure | None:
     """Why the default order failed (for error messages), or None if it succeeded."""
     try:
-        list_schedule(prep, sorted(prep.runs, key=_orders(prep)[1]))
+        list_schedule(prep, _orders(prep)["edd"](list(prep.runs)))
     except GreedyFailure as exc:
         return exc
     return None

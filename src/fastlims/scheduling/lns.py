@@ -118,7 +118,10 @@ class _Search:
             else:
                 ci = rng.choices(range(len(self.comps)), weights=self.comp_weight)[0]
             comp = self.comps[ci]
-            cands = sorted((rid for rid, v in self.placed.items() if v[0] in comp), key=lambda r: self.placed[r][1])
+            # at the tail, runs are taken by end: a long run started earlier may be the one
+            # that sets the makespan
+            at = 2 if critical else 1
+            cands = sorted((rid for rid, v in self.placed.items() if v[0] in comp), key=lambda r: self.placed[r][at])
             n_c = len(cands)
             if n_c == 0:
                 continue

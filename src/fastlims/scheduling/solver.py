@@ -15,7 +15,7 @@ from typing import Literal
 
 from fastlims.scheduling.bounds import LowerBound, lower_bound
 from fastlims.scheduling.cpsat import CpModel, run_cpsat
-from fastlims.scheduling.greedy import best_greedy, first_failure
+from fastlims.scheduling.greedy import best_greedy, eft_baseline, first_failure
 from fastlims.scheduling.lns import LnsStats, improve
 from fastlims.scheduling.models import (
     Assignment,
@@ -29,7 +29,7 @@ from fastlims.scheduling.models import (
 )
 from fastlims.scheduling.prepare import Prepared, fits, insert_busy, prepare
 
-SolverName = Literal["cpsat", "greedy", "gurobi"]
+SolverName = Literal["cpsat", "greedy", "gurobi", "eft"]
 _HORIZON_TRIES = 3
 
 
@@ -183,6 +183,11 @@ def solve(
     lb = lower_bound(prep, inc_obj)
     _bound_stats(stats, lb)
     stats["prepare_s"] = first
+    if solver == "eft":
+        plain = eft_baseline(prep)
+        if plain is None:
+            raise InfeasibleError(_greedy_reason(prep))
+        return _schedule(prep, plain[0], lb.objective, "eft", t0, first, time_limit_s, stats)
     if solver == "greedy":
         if inc is None:
             raise InfeasibleError(_greedy_reason(prep))
@@ -213,7 +218,7 @@ def solve(
             proven_optimal=res.optimal,
         )
     if solver != "cpsat":
-        raise ValueError(f"unknown solver {solver!r}: use 'cpsat', 'greedy' or 'gurobi'")
+        raise ValueError(f"unknown solver {solver!r}: use 'cpsat', 'greedy', 'eft' or 'gurobi'")
     if strategy == "auto":
         strategy = "lns" if len(prep.runs) > LNS_ABOVE_RUNS else "hybrid"
     if strategy == "lns" and inc is not None and inc_obj is not None:

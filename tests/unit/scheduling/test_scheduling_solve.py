@@ -201,3 +201,45 @@ def test_freeze_started_keeps_runs_that_have_begun() -> None:
     for f in frozen:
         a = after.assignment(f.run_id)
         assert (a.start, a.end, a.bench_id) == (f.start, f.end, f.bench_id)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problems())
+def test_greedy_portfolio_is_never_worse_than_any_single_rule(problem: Problem) -> None:
+    from fastlims.scheduling.greedy import _orders, best_greedy
+
+    try:
+        prep = prepare(problem)
+    except InfeasibleError:
+        return
+    portfolio = best_greedy(prep)
+    for name in _orders(prep):
+        single = best_greedy(prep, orders=[name])
+        if single is not None:
+            assert portfolio is not None, f"rule {name} found a schedule the portfolio missed"
+            assert portfolio[1] <= single[1], name
+
+
+def test_groups_of_benches_that_share_no_run_follow_their_own_rule() -> None:
+    from fastlims.scheduling.greedy import best_greedy, components
+
+    problem = synthetic_problem(120, 8, seed=5, deadline_share=0)
+    prep = prepare(problem)
+    groups = components(prep)
+    kinds = sorted({prep.benches[b].kind for b in groups[0][0]} | {prep.benches[b].kind for b in groups[-1][0]})
+    assert len(groups) == 2 and kinds == ["physical", "virtual"]
+    assert sum(len(runs) for _b, runs in groups) == len(prep.runs)
+    for benches, runs in groups:
+        assert all(set(prep.compat[r.run_id]) <= benches for r in runs)
+    found = best_greedy(prep)
+    assert found is not None
+    schedule = solve(problem, "greedy")
+    assert check(problem, schedule) == [] and schedule.objective == found[1]
+
+
+def test_plain_eft_baseline_is_feasible_and_no_better_than_the_portfolio() -> None:
+    problem = synthetic_problem(60, 4, seed=3)
+    eft = solve(problem, "eft")
+    greedy = solve(problem, "greedy")
+    assert eft.solver == "eft" and check(problem, eft) == []
+    assert greedy.objective <= eft.objective

@@ -238,6 +238,8 @@ def _lns_stats(stats: dict[str, float], lstats: LnsStats) -> None:
     stats["lns_improving_moves"] = float(lstats.improving)
     stats["lns_optimal_moves"] = float(lstats.optimal_moves)
     stats["lns_final_size"] = float(lstats.final_size)
+    stats["recreate_moves"] = float(lstats.recreate_moves)
+    stats["recreate_improving_moves"] = float(lstats.recreate_improving)
 
 
 def _solve_lns(

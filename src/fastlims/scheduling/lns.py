@@ -108,6 +108,11 @@ class _Search:
         self.comp_weight = [sum(counts.get(pid, 0) for pid in comp) + 1 for comp in self.comps]
         self.lock = threading.Lock()
         self.active: dict[int, tuple[int, int, int]] = {}  # thread -> (component, lo, hi)
+        # concrete benches of each pool's runs, kept between ruin-and-recreate moves and
+        # dropped when a CP-SAT move changes the pool (its version goes up)
+        self.version = {p.pool_id: 0 for p in self.pools}
+        self.concrete: dict[int, tuple[int, dict[str, tuple[str, int, int]]]] = {}
+        self.makespan = 0
         self.best = self.objective()
         self.stats = LnsStats()
         self.critical_share = 0.3  # tail moves on the makespan-deciding bench group (0.1 did worse)
@@ -115,9 +120,23 @@ class _Search:
     def objective(self) -> int:
         """Objective of the current placement (the makespan counts every run, frozen included)."""
         prep = self.prep
-        makespan = max([prep.frozen_makespan] + [e for _p, _s, e in self.placed.values()])
+        self.makespan = max([prep.frozen_makespan] + [e for _p, _s, e in self.placed.values()])
         late = sum(prep.weight[rid] * (s - self.runs[rid].earliest_start) for rid, (_p, s, _e) in self.placed.items())
-        return prep.makespan_weight * makespan + late + prep.frozen_lateness
+        return prep.makespan_weight * self.makespan + late + prep.frozen_lateness
+
+    def concrete_of(self, pools: list[BenchPool]) -> dict[int, dict[str, tuple[str, int, int]]]:
+        """``pool_id -> {run_id: (bench, start, end)}`` for ``pools``, decoding stale ones."""
+        stale = {p.pool_id for p in pools if self.concrete.get(p.pool_id, (-1,))[0] != self.version[p.pool_id]}
+        if stale:
+            per_pool: dict[int, list[tuple[str, int, int]]] = {pid: [] for pid in stale}
+            for rid, (pid, st, en) in self.placed.items():
+                if pid in stale:
+                    per_pool[pid].append((rid, st, en))
+            for p in pools:
+                if p.pool_id in stale:
+                    conc = {a.run_id: (a.bench_id, a.start, a.end) for a in decode(p, per_pool[p.pool_id], self.prep)}
+                    self.concrete[p.pool_id] = (self.version[p.pool_id], conc)
+        return {p.pool_id: self.concrete[p.pool_id][1] for p in pools}
 
     def pick(self, rng: random.Random, k: int, two_window_share: float) -> tuple[int, list[str], int, int] | None:
         """Choose runs to free (caller holds the lock); None if every choice clashes."""
@@ -210,21 +229,25 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
     comp = search.comps[ci]
     pools = [p for p in search.pools if p.pool_id in comp]
     chosen_set = set(chosen)
-    per_pool: dict[int, list[tuple[str, int, int]]] = {p.pool_id: [] for p in pools}
-    for rid, (pid, st, en) in search.placed.items():
-        if pid in per_pool and rid not in chosen_set:
-            per_pool[pid].append((rid, st, en))
+    concrete = search.concrete_of(pools)
     blocked = [(a, b) for c, a, b in search.active.values() if c == ci]
-    busy: dict[str, tuple[list[int], list[int]]] = {}
-    for p in pools:
-        by_bench: dict[str, list[tuple[int, int]]] = {b: list(prep.frozen_busy[b]) + blocked for b in p.bench_ids}
-        for a in decode(p, per_pool[p.pool_id], prep):
-            by_bench[a.bench_id].append((a.start, a.end))
-        for b, ivs in by_bench.items():
-            busy[b] = _merged(ivs)
-    makespan = max([prep.frozen_makespan] + [e for rid, (_p, _s, e) in search.placed.items() if rid not in chosen_set])
+    by_bench: dict[str, list[tuple[int, int]]] = {
+        b: list(prep.frozen_busy[b]) + blocked for p in pools for b in p.bench_ids
+    }
+    for conc in concrete.values():
+        for rid, (b, st, en) in conc.items():
+            if rid not in chosen_set:
+                by_bench[b].append((st, en))
+    busy = {b: _merged(ivs) for b, ivs in by_bench.items()}
+    old_makespan = search.makespan
+    if any(search.placed[rid][2] >= old_makespan for rid in chosen):
+        makespan = max(
+            [prep.frozen_makespan] + [e for rid, (_p, _s, e) in search.placed.items() if rid not in chosen_set]
+        )
+    else:
+        makespan = old_makespan
     w_m = prep.makespan_weight
-    new: dict[str, tuple[int, int, int]] = {}
+    new: dict[str, tuple[str, int, int]] = {}
     for rid in _recreate_order(search, rng, chosen):
         run = search.runs[rid]
         best: tuple[int, int, str, int] | None = None
@@ -241,15 +264,23 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
         _cost, end, bench, start = best
         insert_busy(*busy[bench], start, end)
         makespan = max(makespan, end)
-        new[rid] = (search.pool_of[bench].pool_id, start, end)
-    before = {rid: search.placed[rid] for rid in chosen}
-    search.placed.update(new)
-    obj = search.objective()
+        new[rid] = (bench, start, end)
+    # the objective changes by the moved runs' start weights and the makespan
+    weight = prep.weight
+    delta = sum(weight[rid] * (new[rid][1] - search.placed[rid][1]) for rid in chosen)
+    obj = search.best + delta + w_m * (makespan - old_makespan)
     if obj > search.best:
-        search.placed.update(before)
         return False
     improved = obj < search.best
+    for conc in concrete.values():
+        for rid in chosen:
+            conc.pop(rid, None)
+    for rid, (bench, start, end) in new.items():
+        pid = search.pool_of[bench].pool_id
+        search.placed[rid] = (pid, start, end)
+        concrete[pid][rid] = (bench, start, end)
     search.best = obj
+    search.makespan = makespan
     return improved
 
 
@@ -376,12 +407,17 @@ def _move(
         if res.assignments is None:
             return False, optimal
         before = {a.run_id: search.placed[a.run_id] for a in res.assignments}
+        old_makespan = search.makespan
         for a in res.assignments:
             search.placed[a.run_id] = (search.pool_of[a.bench_id].pool_id, a.start, a.end)
         new_obj = search.objective()
         if new_obj > search.best:
             search.placed.update(before)
+            search.makespan = old_makespan
             return False, optimal
+        for rid, (pid, _s, _e) in before.items():
+            search.version[pid] += 1
+            search.version[search.placed[rid][0]] += 1
         improved = new_obj < search.best
         search.best = new_obj
         search.stats.improving += int(improved)

@@ -224,6 +224,11 @@ class TimelineIndex:
                 end = s + p
             j = bisect.bisect_right(busy_ends, s)
             if j < len(busy_starts) and busy_starts[j] < end:
+                # a run needs at least p free minutes in a row: skip the busy intervals whose
+                # gap to the next one is shorter (on a full bench most are)
+                last = len(busy_starts) - 1
+                while j < last and busy_starts[j + 1] - busy_ends[j] < p:
+                    j += 1
                 t = busy_ends[j]
                 k = self.window_at_or_after(t)
                 continue

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastlims.scheduling.models import Run
-from fastlims.scheduling.prepare import Prepared
+from fastlims.scheduling.prepare import Prepared, components
 
 
 @dataclass(frozen=True)
@@ -142,22 +142,7 @@ def _partitions(prep: Prepared) -> list[list[list[Run]]]:
     by_set: dict[frozenset[str], list[Run]] = {}
     for r in prep.runs:
         by_set.setdefault(frozenset(prep.compat[r.run_id]), []).append(r)
-    parent: dict[str, str] = {b: b for b in prep.benches}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for r in prep.runs:
-        bs = prep.compat[r.run_id]
-        for b in bs[1:]:
-            parent[find(b)] = find(bs[0])
-    comps: dict[str, list[Run]] = {}
-    for r in prep.runs:
-        comps.setdefault(find(prep.compat[r.run_id][0]), []).append(r)
-    return [list(by_set.values()), list(comps.values())]
+    return [list(by_set.values()), [runs for _benches, runs in components(prep)]]
 
 
 def lower_bound(prep: Prepared, upper_bound: int | None = None) -> LowerBound:

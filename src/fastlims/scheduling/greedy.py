@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from fastlims.scheduling.models import Assignment, Run, objective_parts
-from fastlims.scheduling.prepare import Prepared, insert_busy
+from fastlims.scheduling.prepare import Prepared, components, insert_busy
 
 _INF = 1 << 62
 _REPAIR_ROUNDS = 6
@@ -118,30 +118,6 @@ def _orders(prep: Prepared) -> dict[str, Order]:
     return orders
 
 
-def components(prep: Prepared) -> list[tuple[set[str], list[Run]]]:
-    """Groups of benches that share runs (a run's compatible benches are in one group), with
-    their runs. Groups never interact except through the makespan, so each may follow its own
-    priority rule."""
-    parent = {b: b for b in prep.benches}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for r in prep.runs:
-        first = prep.compat[r.run_id][0]
-        for b in prep.compat[r.run_id][1:]:
-            parent[find(b)] = find(first)
-    groups: dict[str, tuple[set[str], list[Run]]] = {}
-    for b in prep.benches:
-        groups.setdefault(find(b), (set(), []))[0].add(b)
-    for r in prep.runs:
-        groups[find(prep.compat[r.run_id][0])][1].append(r)
-    return [g for g in groups.values() if g[1]]
-
-
 def _with_deadline_repair(prep: Prepared, order: list[Run], kept: Sequence[Assignment]) -> list[Assignment] | None:
     """List-schedule ``order``; runs that miss their deadline move to the front (earliest
     deadline first, after those moved before) and the pass is redone, a few times at most."""
@@ -175,7 +151,7 @@ def best_greedy(
     """The best list schedule over the priority rules (or only ``orders``), with its
     objective; None if every rule missed a deadline or ran past the horizon.
 
-    Each group of benches (:func:`components`) gets the rule that suits it; the choice is made
+    Each group of benches (:func:`.prepare.components`) gets the rule that suits it; the choice is made
     for the whole objective, since the makespan is shared (coordinate descent over groups)."""
     kept_ids = {a.run_id for a in kept}
     rules = _orders(prep)

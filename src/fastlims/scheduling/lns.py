@@ -37,7 +37,7 @@ from ortools.sat.python import cp_model
 from fastlims.scheduling.cpsat import CpModel, run_cpsat
 from fastlims.scheduling.models import Assignment, objective_parts
 from fastlims.scheduling.pools import BenchPool, decode, make_pools
-from fastlims.scheduling.prepare import Prepared, insert_busy
+from fastlims.scheduling.prepare import Prepared, components, insert_busy
 
 # quick restarts alternating the chronological strategy with CP-SAT's default search found
 # more improvements per move than either alone (measured on 20- and 40-run neighbourhoods)
@@ -59,22 +59,12 @@ class LnsStats:
 
 
 def _components(prep: Prepared, pools: list[BenchPool]) -> list[set[int]]:
-    pool_of = {b: p.pool_id for p in pools for b in p.bench_ids}
-    parent = {p.pool_id: p.pool_id for p in pools}
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for r in prep.runs:
-        ids = [pool_of[b] for b in prep.compat[r.run_id]]
-        for i in ids[1:]:
-            parent[find(i)] = find(ids[0])
-    comps: dict[int, set[int]] = {}
+    """Pools grouped as their benches are by :func:`.prepare.components`; a pool no run can
+    use is a group of its own."""
+    group_of = {b: i for i, (benches, _runs) in enumerate(components(prep)) for b in benches}
+    comps: dict[object, set[int]] = {}
     for p in pools:
-        comps.setdefault(find(p.pool_id), set()).add(p.pool_id)
+        comps.setdefault(group_of.get(p.representative, ("alone", p.pool_id)), set()).add(p.pool_id)
     return list(comps.values())
 
 

@@ -167,6 +167,30 @@ def prepare(problem: Problem, horizon: int | None = None) -> Prepared:
     )
 
 
+def components(prep: Prepared) -> list[tuple[set[str], list[Run]]]:
+    """Groups of benches that share runs (a run's compatible benches are in one group), with
+    their runs. Groups never interact except through the makespan, so each may follow its own
+    priority rule."""
+    parent = {b: b for b in prep.benches}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for r in prep.runs:
+        first = prep.compat[r.run_id][0]
+        for b in prep.compat[r.run_id][1:]:
+            parent[find(b)] = find(first)
+    groups: dict[str, tuple[set[str], list[Run]]] = {}
+    for b in prep.benches:
+        groups.setdefault(find(b), (set(), []))[0].add(b)
+    for r in prep.runs:
+        groups[find(prep.compat[r.run_id][0])][1].append(r)
+    return [g for g in groups.values() if g[1]]
+
+
 def insert_busy(starts: list[int], ends: list[int], s: int, e: int) -> None:
     """Book ``[s, e)`` in a bench's sorted busy lists."""
     i = bisect.bisect_left(starts, s)

@@ -221,7 +221,8 @@ def test_greedy_portfolio_is_never_worse_than_any_single_rule(problem: Problem) 
 
 
 def test_groups_of_benches_that_share_no_run_follow_their_own_rule() -> None:
-    from fastlims.scheduling.greedy import best_greedy, components
+    from fastlims.scheduling.greedy import best_greedy
+    from fastlims.scheduling.prepare import components
 
     problem = synthetic_problem(120, 8, seed=5, deadline_share=0)
     prep = prepare(problem)

@@ -2,8 +2,8 @@
 
 Runs are taken one by one in a priority order; each goes to the compatible bench where it
 would finish first, into the earliest gap that its calendar allows (gaps left by earlier
-placements are filled). The plain scheduler takes runs in release order (:func:`eft_baseline`,
-the baseline the solvers are measured against). The fallback and the solvers' starting point,
+placements are filled). The plain scheduler takes runs in release order (the "fifo" rule,
+``solve(..., "eft")``, the baseline the solvers are measured against). The fallback and the solvers' starting point,
 :func:`best_greedy`, tries a portfolio of priority rules per group of benches and keeps the
 combination that meets every deadline at the lowest objective.
 """
@@ -138,11 +138,10 @@ def _with_deadline_repair(prep: Prepared, order: list[Run], kept: Sequence[Assig
     return None
 
 
-def _parts(prep: Prepared, placed: Sequence[Assignment]) -> tuple[int, int]:
+def _parts(prep: Prepared, preferred: dict[str, int], placed: Sequence[Assignment]) -> tuple[int, int]:
     """(latest end, weighted lateness) of one group's placements."""
-    es = {r.run_id: r.earliest_start for r in prep.problem.runs}
     end = max((a.end for a in placed), default=0)
-    return end, sum(prep.weight[a.run_id] * max(0, a.start - es[a.run_id]) for a in placed)
+    return end, sum(prep.weight[a.run_id] * max(0, a.start - preferred[a.run_id]) for a in placed)
 
 
 def best_greedy(
@@ -156,6 +155,7 @@ def best_greedy(
     kept_ids = {a.run_id for a in kept}
     rules = _orders(prep)
     names = list(rules) if orders is None else list(orders)
+    preferred = {r.run_id: r.earliest_start for r in prep.runs}
     options: list[dict[str, tuple[list[Assignment], int, int]]] = []
     for benches, runs in components(prep):
         todo = [r for r in runs if r.run_id not in kept_ids]
@@ -164,7 +164,7 @@ def best_greedy(
         for name in names:
             placed = _with_deadline_repair(prep, rules[name](todo), kept_here)
             if placed is not None:
-                found[name] = (placed, *_parts(prep, placed))
+                found[name] = (placed, *_parts(prep, preferred, placed))
         if not found:
             return None
         options.append(found)
@@ -194,13 +194,6 @@ def best_greedy(
             break
     placed_all = rest + [a for g, c in enumerate(choice) for a in options[g][c][0]]
     return placed_all, objective_parts(prep.problem, placed_all + prep.frozen)[0]
-
-
-def eft_baseline(prep: Prepared) -> tuple[list[Assignment], int] | None:
-    """The plain earliest-finish-time list scheduler: runs in release order (FIFO), each on
-    the bench where it ends first. The baseline the solvers are measured against, beside the
-    portfolio of :func:`best_greedy`."""
-    return best_greedy(prep, orders=["fifo"])
 
 
 def first_failure(prep: Prepared) -> GreedyFailure | None:

@@ -39,6 +39,7 @@ from fastlims.scheduling.cpsat import CpModel, run_cpsat
 from fastlims.scheduling.models import Assignment, objective_parts
 from fastlims.scheduling.pools import BenchPool, decode, make_pools
 from fastlims.scheduling.prepare import Prepared, components, insert_busy
+from fastlims.scheduling.timeline import merge_intervals
 
 # quick restarts alternating the chronological strategy with CP-SAT's default search found
 # more improvements per move than either alone (measured on 20- and 40-run neighbourhoods)
@@ -129,6 +130,10 @@ class _Search:
                     self.concrete[p.pool_id] = (self.version[p.pool_id], conc)
         return {p.pool_id: self.concrete[p.pool_id][1] for p in pools}
 
+    def blocked(self, ci: int) -> list[tuple[int, int]]:
+        """Time windows of group ``ci`` that other threads are solving (caller holds the lock)."""
+        return [(a, b) for c, a, b in self.active.values() if c == ci]
+
     def pick(self, rng: random.Random, k: int, two_window_share: float) -> tuple[int, list[str], int, int] | None:
         """Choose runs to free (caller holds the lock); None if every choice clashes."""
         for _ in range(6):
@@ -161,7 +166,7 @@ class _Search:
                 chosen = cands[lo_i : lo_i + k]
             lo = min(self.placed[r][1] for r in chosen)
             hi = max(self.placed[r][2] for r in chosen)
-            if all(c != ci or hi <= a or lo >= b for c, a, b in self.active.values()):
+            if all(hi <= a or lo >= b for a, b in self.blocked(ci)):
                 return ci, chosen, lo, hi
         return None
 
@@ -171,7 +176,7 @@ def _scattered(search: _Search, rng: random.Random, k: int) -> tuple[int, list[s
     are solving), so a run can move far from where it is. Caller holds the lock."""
     ci = rng.choices(range(len(search.comps)), weights=search.comp_weight)[0]
     comp = search.comps[ci]
-    blocked = [(a, b) for c, a, b in search.active.values() if c == ci]
+    blocked = search.blocked(ci)
     cands = [
         rid
         for rid, (pid, st, en) in search.placed.items()
@@ -180,19 +185,6 @@ def _scattered(search: _Search, rng: random.Random, k: int) -> tuple[int, list[s
     if not cands:
         return None
     return ci, rng.sample(cands, min(k, len(cands)))
-
-
-def _merged(intervals: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
-    """Sorted, disjoint busy lists from possibly overlapping intervals."""
-    starts: list[int] = []
-    ends: list[int] = []
-    for s, e in sorted(intervals):
-        if starts and s <= ends[-1]:
-            ends[-1] = max(ends[-1], e)
-        else:
-            starts.append(s)
-            ends.append(e)
-    return starts, ends
 
 
 def _recreate_order(search: _Search, rng: random.Random, runs: list[str]) -> list[str]:
@@ -221,7 +213,7 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
     pools = [p for p in search.pools if p.pool_id in comp]
     chosen_set = set(chosen)
     concrete = search.concrete_of(pools)
-    blocked = [(a, b) for c, a, b in search.active.values() if c == ci]
+    blocked = search.blocked(ci)
     by_bench: dict[str, list[tuple[int, int]]] = {
         b: list(prep.frozen_busy[b]) + blocked for p in pools for b in p.bench_ids
     }
@@ -229,7 +221,10 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
         for rid, (b, st, en) in conc.items():
             if rid not in chosen_set:
                 by_bench[b].append((st, en))
-    busy = {b: _merged(ivs) for b, ivs in by_bench.items()}
+    busy: dict[str, tuple[list[int], list[int]]] = {}
+    for b, ivs in by_bench.items():
+        merged = merge_intervals(ivs)
+        busy[b] = ([st for st, _en in merged], [en for _st, en in merged])
     old_makespan = search.makespan
     if any(search.placed[rid][2] >= old_makespan for rid in chosen):
         makespan = max(

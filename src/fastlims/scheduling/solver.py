@@ -15,7 +15,7 @@ from typing import Literal
 
 from fastlims.scheduling.bounds import LowerBound, lower_bound
 from fastlims.scheduling.cpsat import CpModel, run_cpsat
-from fastlims.scheduling.greedy import best_greedy, eft_baseline, first_failure
+from fastlims.scheduling.greedy import best_greedy, first_failure
 from fastlims.scheduling.lns import LnsStats, improve
 from fastlims.scheduling.models import (
     Assignment,
@@ -102,14 +102,15 @@ def _schedule(
 
 
 def _incumbent(
-    problem: Problem, previous: Schedule | None
+    problem: Problem, previous: Schedule | None, orders: Sequence[str] | None = None
 ) -> tuple[Prepared, list[Assignment] | None, int | None, dict[str, float]]:
     """Prepare the problem (widening the horizon if the greedy runs out of it) and find the
-    best of the fresh greedy schedule and the previous schedule with new runs inserted."""
+    best of the fresh greedy schedule and the previous schedule with new runs inserted, over
+    the greedy's priority rules or only ``orders``."""
     prep = prepare(problem)
     stats: dict[str, float] = {}
     for _ in range(_HORIZON_TRIES):
-        fresh = best_greedy(prep)
+        fresh = best_greedy(prep, orders=orders)
         fail = first_failure(prep) if fresh is None else None
         if fresh is not None or fail is None or fail.past_deadline:
             break
@@ -120,7 +121,7 @@ def _incumbent(
     if previous is not None:
         kept = reusable(prep, previous)
         stats["previous_runs_kept"] = float(len(kept))
-        incremental = best_greedy(prep, kept)
+        incremental = best_greedy(prep, kept, orders=orders)
         if incremental is not None:
             stats["incremental_objective"] = float(incremental[1])
             if best is None or incremental[1] < best[1]:
@@ -178,20 +179,16 @@ def solve(
     :class:`SolverUnavailableError` for a missing Gurobi.
     """
     t0 = time.monotonic()
-    prep, inc, inc_obj, stats = _incumbent(problem, previous)
+    # the plain earliest-finish-time scheduler is the greedy with its release-order rule only
+    prep, inc, inc_obj, stats = _incumbent(problem, previous, ["fifo"] if solver == "eft" else None)
     first = time.monotonic() - t0
     lb = lower_bound(prep, inc_obj)
     _bound_stats(stats, lb)
     stats["prepare_s"] = first
-    if solver == "eft":
-        plain = eft_baseline(prep)
-        if plain is None:
-            raise InfeasibleError(_greedy_reason(prep))
-        return _schedule(prep, plain[0], lb.objective, "eft", t0, first, time_limit_s, stats)
-    if solver == "greedy":
+    if solver in ("greedy", "eft"):
         if inc is None:
             raise InfeasibleError(_greedy_reason(prep))
-        return _schedule(prep, inc, lb.objective, "greedy", t0, first, time_limit_s, stats)
+        return _schedule(prep, inc, lb.objective, solver, t0, first, time_limit_s, stats)
     if solver == "gurobi":
         from fastlims.scheduling.gurobi import solve_gurobi
 

@@ -20,7 +20,8 @@ Piece = tuple[int, int, int]
 occupies the bench for ``span`` minutes."""
 
 
-def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_intervals(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint intervals covering the same minutes (empty ones dropped)."""
     out: list[tuple[int, int]] = []
     for a, b in sorted(intervals):
         if b <= a:
@@ -68,7 +69,7 @@ def working_windows(calendar: Calendar, origin: datetime, start: int, end: int) 
                 )
                 spans.append((minutes_from(origin, d1), minutes_from(origin, d2)))
         day += timedelta(days=1)
-    return [(max(a, start), min(b, end)) for a, b in _merge(spans) if b > start and a < end]
+    return [(max(a, start), min(b, end)) for a, b in merge_intervals(spans) if b > start and a < end]
 
 
 def maintenance_windows(calendar: Calendar, origin: datetime) -> list[tuple[int, int]]:
@@ -79,7 +80,7 @@ def maintenance_windows(calendar: Calendar, origin: datetime) -> list[tuple[int,
         secs = (e - origin).total_seconds()
         b = int(-(-secs // 60))
         out.append((a, b))
-    return _merge(out)
+    return merge_intervals(out)
 
 
 @dataclass(frozen=True)

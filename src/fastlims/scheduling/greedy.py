@@ -155,6 +155,9 @@ def best_greedy(
     kept_ids = {a.run_id for a in kept}
     rules = _orders(prep)
     names = list(rules) if orders is None else list(orders)
+    unknown = [name for name in names if name not in rules]
+    if unknown:
+        raise ValueError(f"unknown priority rule(s) {', '.join(unknown)}; known: {', '.join(rules)}")
     preferred = {r.run_id: r.earliest_start for r in prep.runs}
     options: list[dict[str, tuple[list[Assignment], int, int]]] = []
     for benches, runs in components(prep):

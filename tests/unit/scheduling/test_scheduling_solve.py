@@ -272,3 +272,10 @@ def test_ruin_and_recreate_alone_keeps_schedules_feasible_and_never_worse() -> N
         schedule, assignments=full, objective=total, makespan=makespan, weighted_lateness=lateness
     )
     assert check(problem, moved) == []
+
+
+def test_unknown_priority_rule_is_named() -> None:
+    from fastlims.scheduling.greedy import best_greedy
+
+    with pytest.raises(ValueError, match="unknown priority rule.*lifo.*known: fifo"):
+        best_greedy(prepare(synthetic_problem(10, 2, seed=1)), orders=["fifo", "lifo"])

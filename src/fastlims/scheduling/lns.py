@@ -27,10 +27,12 @@ time windows the CP-SAT threads are solving.
 
 from __future__ import annotations
 
+import bisect
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
@@ -39,7 +41,6 @@ from fastlims.scheduling.cpsat import CpModel, run_cpsat
 from fastlims.scheduling.models import Assignment, objective_parts
 from fastlims.scheduling.pools import BenchPool, decode, make_pools
 from fastlims.scheduling.prepare import Prepared, components, insert_busy
-from fastlims.scheduling.timeline import merge_intervals
 
 # quick restarts alternating the chronological strategy with CP-SAT's default search found
 # more improvements per move than either alone (measured on 20- and 40-run neighbourhoods)
@@ -58,6 +59,17 @@ class LnsStats:
     final_size: int = 0
     recreate_moves: int = 0
     recreate_improving: int = 0
+
+
+@dataclass
+class _Concrete:
+    """One pool's runs on concrete benches, as ruin-and-recreate sees them."""
+
+    version: int
+    runs: dict[str, tuple[str, int, int]]
+    """``run_id -> (bench, start, end)``"""
+    busy: dict[str, tuple[list[int], list[int]]]
+    """``bench -> (starts, ends)``, sorted, frozen runs included (runs may touch, never overlap)"""
 
 
 def _components(prep: Prepared, pools: list[BenchPool]) -> list[set[int]]:
@@ -98,12 +110,22 @@ class _Search:
         for pid, _s, _e in self.placed.values():
             counts[pid] = counts.get(pid, 0) + 1
         self.comp_weight = [sum(counts.get(pid, 0) for pid in comp) + 1 for comp in self.comps]
+        self.comp_pools = [[p for p in self.pools if p.pool_id in comp] for comp in self.comps]
+        # a run stays in its group of benches whatever moves it, so this is fixed
+        self.comp_runs: list[list[str]] = [[] for _ in self.comps]
+        for rid, (pid, _s, _e) in self.placed.items():
+            self.comp_runs[self.comp_of[pid]].append(rid)
         self.lock = threading.Lock()
+        # CP-SAT threads waiting for the lock: the ruin-and-recreate loop, which would
+        # otherwise take it again at once, steps aside only then
+        self.waiting = 0
+        self._waiting_lock = threading.Lock()
         self.active: dict[int, tuple[int, int, int]] = {}  # thread -> (component, lo, hi)
-        # concrete benches of each pool's runs, kept between ruin-and-recreate moves and
-        # dropped when a CP-SAT move changes the pool (its version goes up)
+        # concrete benches of each pool's runs and each bench's busy lists, kept between
+        # ruin-and-recreate moves and rebuilt when a CP-SAT move changes the pool (its
+        # version goes up)
         self.version = {p.pool_id: 0 for p in self.pools}
-        self.concrete: dict[int, tuple[int, dict[str, tuple[str, int, int]]]] = {}
+        self.concrete: dict[int, _Concrete] = {}
         self.makespan = 0
         self.best = self.objective()
         self.stats = LnsStats()
@@ -116,9 +138,13 @@ class _Search:
         late = sum(prep.weight[rid] * (s - self.runs[rid].earliest_start) for rid, (_p, s, _e) in self.placed.items())
         return prep.makespan_weight * self.makespan + late + prep.frozen_lateness
 
-    def concrete_of(self, pools: list[BenchPool]) -> dict[int, dict[str, tuple[str, int, int]]]:
-        """``pool_id -> {run_id: (bench, start, end)}`` for ``pools``, decoding stale ones."""
-        stale = {p.pool_id for p in pools if self.concrete.get(p.pool_id, (-1,))[0] != self.version[p.pool_id]}
+    def concrete_of(self, pools: list[BenchPool]) -> dict[int, _Concrete]:
+        """Concrete benches and busy lists of ``pools``, decoding stale ones."""
+        stale = {
+            p.pool_id
+            for p in pools
+            if p.pool_id not in self.concrete or self.concrete[p.pool_id].version != self.version[p.pool_id]
+        }
         if stale:
             per_pool: dict[int, list[tuple[str, int, int]]] = {pid: [] for pid in stale}
             for rid, (pid, st, en) in self.placed.items():
@@ -126,9 +152,30 @@ class _Search:
                     per_pool[pid].append((rid, st, en))
             for p in pools:
                 if p.pool_id in stale:
-                    conc = {a.run_id: (a.bench_id, a.start, a.end) for a in decode(p, per_pool[p.pool_id], self.prep)}
-                    self.concrete[p.pool_id] = (self.version[p.pool_id], conc)
-        return {p.pool_id: self.concrete[p.pool_id][1] for p in pools}
+                    runs = {a.run_id: (a.bench_id, a.start, a.end) for a in decode(p, per_pool[p.pool_id], self.prep)}
+                    ivs = {b: list(self.prep.frozen_busy[b]) for b in p.bench_ids}
+                    for b, st, en in runs.values():
+                        ivs[b].append((st, en))
+                    busy = {
+                        b: ([st for st, _en in sorted(iv)], [en for _st, en in sorted(iv)]) for b, iv in ivs.items()
+                    }
+                    self.concrete[p.pool_id] = _Concrete(self.version[p.pool_id], runs, busy)
+        return {p.pool_id: self.concrete[p.pool_id] for p in pools}
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """The lock, for the CP-SAT threads: announced, so ruin-and-recreate lets them in."""
+        with self._waiting_lock:
+            self.waiting += 1
+        try:
+            self.lock.acquire()
+        finally:
+            with self._waiting_lock:
+                self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.lock.release()
 
     def blocked(self, ci: int) -> list[tuple[int, int]]:
         """Time windows of group ``ci`` that other threads are solving (caller holds the lock)."""
@@ -173,18 +220,28 @@ class _Search:
 
 def _scattered(search: _Search, rng: random.Random, k: int) -> tuple[int, list[str]] | None:
     """``k`` runs of one bench group taken anywhere in time (outside the windows other threads
-    are solving), so a run can move far from where it is. Caller holds the lock."""
+    are solving), so a run can move far from where it is. Drawn in O(k), not by listing the
+    group. Caller holds the lock."""
     ci = rng.choices(range(len(search.comps)), weights=search.comp_weight)[0]
-    comp = search.comps[ci]
-    blocked = search.blocked(ci)
-    cands = [
-        rid
-        for rid, (pid, st, en) in search.placed.items()
-        if pid in comp and all(en <= a or st >= b for a, b in blocked)
-    ]
-    if not cands:
+    runs = search.comp_runs[ci]
+    if not runs:
         return None
-    return ci, rng.sample(cands, min(k, len(cands)))
+    blocked = search.blocked(ci)
+    placed = search.placed
+    k = min(k, len(runs))
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for _ in range(3 * k):
+        rid = runs[rng.randrange(len(runs))]
+        if rid in seen:
+            continue
+        seen.add(rid)
+        _pid, st, en = placed[rid]
+        if all(en <= a or st >= b for a, b in blocked):
+            chosen.append(rid)
+            if len(chosen) == k:
+                break
+    return (ci, chosen) if chosen else None
 
 
 def _recreate_order(search: _Search, rng: random.Random, runs: list[str]) -> list[str]:
@@ -207,24 +264,31 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
     """Take ``chosen`` out and put them back one by one where they cost least (start weight
     plus any makespan growth), on concrete benches of group ``ci``; keep the result if the
     objective does not get worse. Regions other threads are solving stay untouched. Caller
-    holds the lock. Returns None if a run found no place (past its deadline or the horizon)."""
+    holds the lock. Returns None if a run found no place (past its deadline or the horizon).
+
+    The benches' busy lists persist between moves; a move edits copies of the lists it
+    touches and swaps them in only if it is kept."""
     prep = search.prep
-    comp = search.comps[ci]
-    pools = [p for p in search.pools if p.pool_id in comp]
-    chosen_set = set(chosen)
-    concrete = search.concrete_of(pools)
+    cache = search.concrete_of(search.comp_pools[ci])
+    pool_of = search.pool_of
     blocked = search.blocked(ci)
-    by_bench: dict[str, list[tuple[int, int]]] = {
-        b: list(prep.frozen_busy[b]) + blocked for p in pools for b in p.bench_ids
-    }
-    for conc in concrete.values():
-        for rid, (b, st, en) in conc.items():
-            if rid not in chosen_set:
-                by_bench[b].append((st, en))
-    busy: dict[str, tuple[list[int], list[int]]] = {}
-    for b, ivs in by_bench.items():
-        merged = merge_intervals(ivs)
-        busy[b] = ([st for st, _en in merged], [en for _st, en in merged])
+    work: dict[str, tuple[list[int], list[int]]] = {}
+
+    def edited(bench: str) -> tuple[list[int], list[int]]:
+        got = work.get(bench)
+        if got is None:
+            starts, ends = cache[pool_of[bench].pool_id].busy[bench]
+            got = work[bench] = (starts.copy(), ends.copy())
+        return got
+
+    for rid in chosen:
+        bench, st, en = cache[search.placed[rid][0]].runs[rid]
+        starts, ends = edited(bench)
+        i = bisect.bisect_left(starts, st)
+        while ends[i] != en:  # an empty frozen interval may share the start
+            i += 1
+        del starts[i], ends[i]
+    chosen_set = set(chosen)
     old_makespan = search.makespan
     if any(search.placed[rid][2] >= old_makespan for rid in chosen):
         makespan = max(
@@ -236,19 +300,24 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
     new: dict[str, tuple[str, int, int]] = {}
     for rid in _recreate_order(search, rng, chosen):
         run = search.runs[rid]
+        w = prep.weight[rid]
         best: tuple[int, int, str, int] | None = None
         for b in prep.compat[rid]:
-            starts, ends = busy[b]
-            fit = prep.index[b].earliest_fit(run.processing, run.may_pause, prep.es[rid], starts, ends)
+            starts, ends = work[b] if b in work else cache[pool_of[b].pool_id].busy[b]
+            # a start later than this costs more than the best place found so far
+            latest = best[0] // w if best is not None and w > 0 else None
+            fit = prep.index[b].earliest_fit_outside(
+                run.processing, run.may_pause, prep.es[rid], starts, ends, latest, blocked
+            )
             if fit is None or (run.deadline is not None and fit[1] > run.deadline):
                 continue
-            cost = prep.weight[rid] * fit[0] + w_m * max(0, fit[1] - makespan)
+            cost = w * fit[0] + w_m * max(0, fit[1] - makespan)
             if best is None or (cost, fit[1]) < (best[0], best[1]):
                 best = (cost, fit[1], b, fit[0])
         if best is None:
             return None
         _cost, end, bench, start = best
-        insert_busy(*busy[bench], start, end)
+        insert_busy(*edited(bench), start, end)
         makespan = max(makespan, end)
         new[rid] = (bench, start, end)
     # the objective changes by the moved runs' start weights and the makespan
@@ -258,13 +327,14 @@ def _ruin_recreate(search: _Search, rng: random.Random, ci: int, chosen: list[st
     if obj > search.best:
         return False
     improved = obj < search.best
-    for conc in concrete.values():
-        for rid in chosen:
-            conc.pop(rid, None)
+    for rid in chosen:
+        del cache[search.placed[rid][0]].runs[rid]
+    for bench, lists in work.items():
+        cache[pool_of[bench].pool_id].busy[bench] = lists
     for rid, (bench, start, end) in new.items():
-        pid = search.pool_of[bench].pool_id
+        pid = pool_of[bench].pool_id
         search.placed[rid] = (pid, start, end)
-        concrete[pid][rid] = (bench, start, end)
+        cache[pid].runs[rid] = (bench, start, end)
     search.best = obj
     search.makespan = makespan
     return improved
@@ -306,14 +376,17 @@ def improve(
                     outcome = _ruin_recreate(search, rng, picked[0], picked[1])
                     search.stats.recreate_moves += 1
                     search.stats.recreate_improving += int(bool(outcome))
-            # let the CP-SAT threads take the lock to apply their moves
-            time.sleep(0.001 if picked is not None else 0.005)
+            if picked is None:
+                time.sleep(0.005)
+            elif search.waiting:
+                # let the CP-SAT threads take the lock to pick or apply their moves
+                time.sleep(0.0005)
 
     def loop(tid: int) -> None:
         rng = random.Random(seed * 7919 + tid)
         k_size = size
         while time.monotonic() < stop_at - 0.05:
-            with search.lock:
+            with search.held():
                 picked = search.pick(rng, max(6, int(k_size)), two_window_share)
                 if picked is None:
                     wait = True
@@ -331,13 +404,13 @@ def improve(
                     search, placed, chosen_set, lo, hi, horizon, makespan_lb, stop_at, sub_limit, rng
                 )
             finally:
-                with search.lock:
+                with search.held():
                     search.active.pop(tid, None)
             if optimal:
                 k_size = min(200.0, k_size * 1.1)
             elif not improved:
                 k_size = max(8.0, k_size * 0.95)
-        with search.lock:
+        with search.held():
             search.stats.final_size = max(search.stats.final_size, int(k_size))
 
     n_cp = max(1, workers) if cp_threads is None else cp_threads
@@ -387,7 +460,7 @@ def _move(
     cm.chronological_strategy()
     res = run_cpsat(cm, limit, 1, rng.randrange(1 << 30), hint=hint, extra=_MOVE_PARAMS)
     optimal = res.status == "OPTIMAL"
-    with search.lock:
+    with search.held():
         search.stats.moves += 1
         search.stats.optimal_moves += int(optimal)
         if res.assignments is None:

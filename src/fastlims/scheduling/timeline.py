@@ -199,19 +199,29 @@ class TimelineIndex:
         return out
 
     def earliest_fit(
-        self, p: int, pausable: bool, t0: int, busy_starts: list[int], busy_ends: list[int]
+        self,
+        p: int,
+        pausable: bool,
+        t0: int,
+        busy_starts: list[int],
+        busy_ends: list[int],
+        latest: int | None = None,
     ) -> tuple[int, int] | None:
         """Earliest ``(start, end)`` at or after ``t0`` that fits the calendar and avoids the
-        busy intervals (sorted, disjoint, given by parallel start and end lists)."""
+        busy intervals (sorted, disjoint, given by parallel start and end lists); None if
+        there is none, or none starting by ``latest`` (a caller that already has a cheaper
+        place elsewhere need not walk the rest of a full bench)."""
         n = len(self.a)
         t = t0
         k = self.window_at_or_after(t)
         while k < n:
             a, b = self.a[k], self.b[k]
-            s = max(t, a)
+            s = t if t > a else a
             if s >= b:
                 k += 1
                 continue
+            if latest is not None and s > latest:
+                return None
             if pausable:
                 end = self.pause_end(s, k, p)
                 if end is None:
@@ -235,3 +245,25 @@ class TimelineIndex:
                 continue
             return s, end
         return None
+
+    def earliest_fit_outside(
+        self,
+        p: int,
+        pausable: bool,
+        t0: int,
+        busy_starts: list[int],
+        busy_ends: list[int],
+        latest: int | None,
+        blocked: list[tuple[int, int]],
+    ) -> tuple[int, int] | None:
+        """:meth:`earliest_fit` that also keeps out of the ``blocked`` windows (any number, may
+        overlap the busy ones). A later start never ends earlier, so a fit that meets a
+        blocked window can only move past that window's end."""
+        while True:
+            fit = self.earliest_fit(p, pausable, t0, busy_starts, busy_ends, latest)
+            if fit is None:
+                return None
+            clash = [hi for lo, hi in blocked if lo < fit[1] and fit[0] < hi]
+            if not clash:
+                return fit
+            t0 = max(clash)

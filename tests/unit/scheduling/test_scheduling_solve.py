@@ -279,3 +279,45 @@ def test_unknown_priority_rule_is_named() -> None:
 
     with pytest.raises(ValueError, match="unknown priority rule.*lifo.*known: fifo"):
         best_greedy(prepare(synthetic_problem(10, 2, seed=1)), orders=["fifo", "lifo"])
+
+
+def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out_of_blocked_windows() -> None:
+    """The busy lists and objective are updated move by move, not rebuilt: after many moves,
+    with a window another thread is solving, they must equal a rebuild from scratch."""
+    import random
+
+    from fastlims.scheduling.greedy import best_greedy
+    from fastlims.scheduling.lns import _ruin_recreate, _scattered, _Search
+
+    problem = synthetic_problem(120, 6, seed=5, pausable_share=0.4, started_share=0.3)
+    prep = prepare(problem)
+    start = best_greedy(prep)
+    assert start is not None
+    search = _Search(prep, start[0], pool=True)
+    ci = max(range(len(search.comps)), key=lambda c: len(search.comp_runs[c]))
+    ends = sorted(search.placed[r][2] for r in search.comp_runs[ci])
+    lo, hi = ends[len(ends) // 3], ends[len(ends) // 2]
+    search.active[99] = (ci, lo, hi)  # as if a CP-SAT thread were solving [lo, hi) of group ci
+    inside = {r: v for r, v in search.placed.items() if search.comp_of[v[0]] == ci and v[2] > lo and v[1] < hi}
+    rng = random.Random(7)
+    kept = 0
+    for _ in range(400):
+        picked = _scattered(search, rng, rng.choice((4, 10, 24)))
+        if picked is not None:
+            kept += int(_ruin_recreate(search, rng, picked[0], picked[1]) is not None)
+    assert kept > 100
+    best = search.best
+    assert best == search.objective() and best <= start[1]
+    for rid, v in search.placed.items():
+        if search.comp_of[v[0]] == ci and v[2] > lo and v[1] < hi:
+            assert inside.get(rid) == v, f"run {rid} moved into or within the blocked window"
+    cached = {pid: (c.runs, c.busy) for pid, c in search.concrete.items()}
+    for pid in cached:
+        search.version[pid] += 1  # force a rebuild
+    fresh = search.concrete_of(search.pools)
+    for pid, (runs, busy) in cached.items():
+        assert {r: v[1:] for r, v in runs.items()} == {r: v[1:] for r, v in fresh[pid].runs.items()}
+        # benches may be relabelled by the decode, but each bench's lists must match its runs
+        for b, (starts, ends_) in busy.items():
+            mine = sorted([(s, e) for bb, s, e in runs.values() if bb == b] + list(prep.frozen_busy[b]))
+            assert list(zip(starts, ends_, strict=True)) == mine

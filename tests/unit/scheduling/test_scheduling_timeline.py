@@ -91,3 +91,53 @@ def test_pieces_match_minute_by_minute_walk(cal: Calendar, p: int, pausable: boo
             assert s not in allowed, f"start {s} allowed but the run cannot finish"
         else:
             assert allowed.get(s) == end - s, f"start {s}: span {allowed.get(s)} vs {end - s}"
+
+
+@st.composite
+def _busy_and_blocked(draw: st.DrawFn) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Disjoint busy intervals (touching allowed, as runs booked back to back) and blocked
+    windows that may overlap them and each other."""
+    busy: list[tuple[int, int]] = []
+    t = draw(st.integers(0, 600))
+    for _ in range(draw(st.integers(0, 12))):
+        a = t + draw(st.integers(0, 400))
+        b = a + draw(st.integers(1, 500))
+        busy.append((a, b))
+        t = b
+    blocked = []
+    for _ in range(draw(st.integers(0, 3))):
+        a = draw(st.integers(0, 5000))
+        blocked.append((a, a + draw(st.integers(1, 900))))
+    return busy, blocked
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    calendars(),
+    st.integers(1, 700),
+    st.booleans(),
+    st.integers(0, 3000),
+    _busy_and_blocked(),
+    st.one_of(st.none(), st.integers(0, 5760)),
+)
+def test_earliest_fit_outside_is_the_first_free_start_minute_by_minute(
+    cal: Calendar,
+    p: int,
+    pausable: bool,
+    t0: int,
+    intervals: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+    latest: int | None,
+) -> None:
+    horizon = 4 * 1440
+    busy, blocked = intervals
+    idx = TimelineIndex(build_timeline(Bench("P", "physical", calendar=cal), ORIGIN, horizon))
+    span_at = {s: span for lo, hi, span in idx.pieces(p, pausable, 0, horizon) for s in range(lo, hi + 1)}
+    taken = busy + blocked
+    expected = None
+    for s in range(t0, horizon if latest is None else min(horizon, latest + 1)):
+        span = span_at.get(s)
+        if span is not None and all(s + span <= a or s >= b for a, b in taken):
+            expected = (s, s + span)
+            break
+    starts, ends = [a for a, _ in busy], [b for _, b in busy]
+    assert idx.earliest_fit_outside(p, pausable, t0, starts, ends, latest, blocked) == expected

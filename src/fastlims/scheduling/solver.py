@@ -237,6 +237,7 @@ def _lns_stats(stats: dict[str, float], lstats: LnsStats) -> None:
     stats["lns_final_size"] = float(lstats.final_size)
     stats["recreate_moves"] = float(lstats.recreate_moves)
     stats["recreate_improving_moves"] = float(lstats.recreate_improving)
+    stats["recreate_start_temperature"] = lstats.start_temperature
 
 
 def _solve_lns(

@@ -211,16 +211,22 @@ class TimelineIndex:
         busy intervals (sorted, disjoint, given by parallel start and end lists); None if
         there is none, or none starting by ``latest`` (a caller that already has a cheaper
         place elsewhere need not walk the rest of a full bench)."""
-        n = len(self.a)
+        # the hot loop of every list scheduler here: plain locals, and both indices only
+        # ever move forward (bisect from where they are)
+        win_a, win_b = self.a, self.b
+        n = len(win_a)
+        n_busy = len(busy_starts)
+        cut = (1 << 62) if latest is None else latest
         t = t0
-        k = self.window_at_or_after(t)
+        k = bisect.bisect_right(win_b, t)
+        j = bisect.bisect_right(busy_ends, t)  # first busy interval ending after t
         while k < n:
-            a, b = self.a[k], self.b[k]
+            a, b = win_a[k], win_b[k]
             s = t if t > a else a
             if s >= b:
                 k += 1
                 continue
-            if latest is not None and s > latest:
+            if s > cut:
                 return None
             if pausable:
                 end = self.pause_end(s, k, p)
@@ -229,19 +235,21 @@ class TimelineIndex:
                     k = self.chain_last[k] + 1
                     continue
             else:
-                if s + p > b:
+                end = s + p
+                if end > b:
                     k += 1
                     continue
-                end = s + p
-            j = bisect.bisect_right(busy_ends, s)
-            if j < len(busy_starts) and busy_starts[j] < end:
+            if j < n_busy and busy_ends[j] <= s:
+                j = bisect.bisect_right(busy_ends, s, j)
+            if j < n_busy and busy_starts[j] < end:
                 # a run needs at least p free minutes in a row: skip the busy intervals whose
                 # gap to the next one is shorter (on a full bench most are)
-                last = len(busy_starts) - 1
+                last = n_busy - 1
                 while j < last and busy_starts[j + 1] - busy_ends[j] < p:
                     j += 1
                 t = busy_ends[j]
-                k = self.window_at_or_after(t)
+                j += 1
+                k = bisect.bisect_right(win_b, t, k)
                 continue
             return s, end
         return None

@@ -306,7 +306,7 @@ def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out
         if picked is not None:
             kept += int(_ruin_recreate(search, rng, picked[0], picked[1]) is not None)
     assert kept > 100
-    best = search.best
+    best = search.current
     assert best == search.objective() and best <= start[1]
     for rid, v in search.placed.items():
         if search.comp_of[v[0]] == ci and v[2] > lo and v[1] < hi:
@@ -321,3 +321,34 @@ def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out
         for b, (starts, ends_) in busy.items():
             mine = sorted([(s, e) for bb, s, e in runs.values() if bb == b] + list(prep.frozen_busy[b]))
             assert list(zip(starts, ends_, strict=True)) == mine
+
+
+def test_annealed_ruin_and_recreate_returns_the_best_schedule_it_saw() -> None:
+    """Hot enough to take worse schedules, the search must still hand back its best one."""
+    import random
+
+    from fastlims.scheduling.greedy import best_greedy
+    from fastlims.scheduling.lns import _ruin_recreate, _scattered, _Search, decode_all
+    from fastlims.scheduling.models import objective_parts
+
+    problem = synthetic_problem(100, 6, seed=8)
+    prep = prepare(problem)
+    start = best_greedy(prep)
+    assert start is not None
+    search = _Search(prep, start[0], pool=True)
+    search.temperature = 5_000.0
+    rng = random.Random(3)
+    seen = [search.current]
+    worse_taken = 0
+    for _ in range(300):
+        picked = _scattered(search, rng, 8)
+        if picked is None:
+            continue
+        before = search.current
+        _ruin_recreate(search, rng, picked[0], picked[1])
+        worse_taken += int(search.current > before)
+        seen.append(search.current)
+    assert worse_taken > 0, "the temperature should let some worse schedules through"
+    assert search.best == min(seen) <= start[1]
+    best = decode_all(prep, search.pools, search.best_placement())
+    assert objective_parts(problem, list(prep.frozen) + best)[0] == search.best

@@ -48,6 +48,10 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=30.0, help="time limit per run, seconds")
     parser.add_argument("--seeds", type=int, default=4, help="solver seeds 1..N per instance")
     args = parser.parse_args()
+    if args.limit <= 0:
+        parser.error(f"--limit must be a positive number of seconds, not {args.limit}")
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1, not {args.seeds}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     doc: dict[str, Any] = {

@@ -172,9 +172,10 @@ class _Search:
                     ivs = {b: list(self.prep.frozen_busy[b]) for b in p.bench_ids}
                     for b, st, en in runs.values():
                         ivs[b].append((st, en))
-                    busy = {
-                        b: ([st for st, _en in sorted(iv)], [en for _st, en in sorted(iv)]) for b, iv in ivs.items()
-                    }
+                    busy: dict[str, tuple[list[int], list[int]]] = {}
+                    for b, iv in ivs.items():
+                        iv.sort()
+                        busy[b] = ([st for st, _en in iv], [en for _st, en in iv])
                     self.concrete[p.pool_id] = _Concrete(self.version[p.pool_id], runs, busy)
         return {p.pool_id: self.concrete[p.pool_id] for p in pools}
 
@@ -232,11 +233,10 @@ class _Search:
                 ci = self.comp_of[last[0]]
             else:
                 ci = rng.choices(range(len(self.comps)), weights=self.comp_weight)[0]
-            comp = self.comps[ci]
             # at the tail, runs are taken by end: a long run started earlier may be the one
             # that sets the makespan
             at = 2 if critical else 1
-            cands = sorted((rid for rid, v in self.placed.items() if v[0] in comp), key=lambda r: self.placed[r][at])
+            cands = sorted(self.comp_runs[ci], key=lambda r: self.placed[r][at])
             n_c = len(cands)
             if n_c == 0:
                 continue

@@ -69,6 +69,8 @@ class LnsStats:
     recreate_moves: int = 0
     recreate_improving: int = 0
     start_temperature: float = 0.0
+    failed_parts: int = 0
+    """Processes of a split search (:mod:`.split`) whose groups kept the start schedule."""
 
 
 @dataclass
@@ -92,6 +94,13 @@ def _components(prep: Prepared, pools: list[BenchPool]) -> list[set[int]]:
     return list(comps.values())
 
 
+def bench_groups(prep: Prepared, pool: bool) -> list[frozenset[str]]:
+    """The benches of each group a search moves runs within, indexed as ``only`` is."""
+    pools = make_pools(prep, pool)
+    by_id = {p.pool_id: p for p in pools}
+    return [frozenset(b for pid in comp for b in by_id[pid].bench_ids) for comp in _components(prep, pools)]
+
+
 def decode_all(prep: Prepared, pools: list[BenchPool], placed: dict[str, tuple[int, int, int]]) -> list[Assignment]:
     """Concrete benches for runs placed as ``run_id -> (pool_id, start, end)``."""
     per_pool: dict[int, list[tuple[str, int, int]]] = {p.pool_id: [] for p in pools}
@@ -106,7 +115,9 @@ def decode_all(prep: Prepared, pools: list[BenchPool], placed: dict[str, tuple[i
 class _Search:
     """Shared state of the threads: the current placement and the moves being solved."""
 
-    def __init__(self, prep: Prepared, start: Sequence[Assignment], pool: bool) -> None:
+    def __init__(
+        self, prep: Prepared, start: Sequence[Assignment], pool: bool, only: frozenset[int] | None = None
+    ) -> None:
         self.prep = prep
         self.pool = pool
         self.pools = make_pools(prep, pool)
@@ -119,7 +130,11 @@ class _Search:
         counts: dict[int, int] = {}
         for pid, _s, _e in self.placed.values():
             counts[pid] = counts.get(pid, 0) + 1
-        self.comp_weight = [sum(counts.get(pid, 0) for pid in comp) + 1 for comp in self.comps]
+        # groups this search may change (the others stay as they are: another process has them)
+        self.movable = frozenset(range(len(self.comps))) if only is None else only
+        self.comp_weight = [
+            sum(counts.get(pid, 0) for pid in comp) + 1 if i in self.movable else 0 for i, comp in enumerate(self.comps)
+        ]
         self.comp_pools = [[p for p in self.pools if p.pool_id in comp] for comp in self.comps]
         # a run stays in its group of benches whatever moves it, so this is fixed
         self.comp_runs: list[list[str]] = [[] for _ in self.comps]
@@ -231,7 +246,8 @@ class _Search:
                 # the group of benches where the makespan is decided, at its tail
                 last = max(self.placed.values(), key=lambda v: v[2])
                 ci = self.comp_of[last[0]]
-            else:
+                critical = ci in self.movable
+            if not critical:
                 ci = rng.choices(range(len(self.comps)), weights=self.comp_weight)[0]
             # at the tail, runs are taken by end: a long run started earlier may be the one
             # that sets the makespan
@@ -282,6 +298,39 @@ def _scattered(search: _Search, rng: random.Random, k: int) -> tuple[int, list[s
             chosen.append(rid)
             if len(chosen) == k:
                 break
+    return (ci, chosen) if chosen else None
+
+
+def _strings(search: _Search, rng: random.Random, k: int) -> tuple[int, list[str]] | None:
+    """About ``k`` runs in a row on one to four benches of one group, around the time of a
+    run drawn at random (outside the windows other threads are solving): a string removal.
+
+    Scattered runs come back one by one into the gaps they left; a string frees a stretch of
+    a bench, so its runs (and the long pausable runs that otherwise collect at the tail) can
+    be packed into the day differently. Caller holds the lock."""
+    ci = rng.choices(range(len(search.comps)), weights=search.comp_weight)[0]
+    runs = search.comp_runs[ci]
+    if not runs:
+        return None
+    cache = search.concrete_of(search.comp_pools[ci])
+    seed_run = runs[rng.randrange(len(runs))]
+    first_bench, t_seed, _end = cache[search.placed[seed_run][0]].runs[seed_run]
+    others = [b for p in search.comp_pools[ci] for b in p.bench_ids if b != first_bench]
+    rng.shuffle(others)
+    benches = [first_bench, *others[: rng.randrange(4)]]
+    on_bench: dict[str, list[tuple[int, int, str]]] = {b: [] for b in benches}
+    for pid in search.comps[ci]:
+        for rid, (b, st, en) in cache[pid].runs.items():
+            if b in on_bench:
+                on_bench[b].append((st, en, rid))
+    blocked = search.blocked(ci)
+    per = max(2, k // len(benches))
+    chosen: list[str] = []
+    for b in benches:
+        row = sorted(on_bench[b])
+        i = bisect.bisect_left(row, (t_seed,))
+        i = max(0, min(i - rng.randrange(per), len(row) - per))
+        chosen.extend(rid for st, en, rid in row[i : i + per] if all(en <= lo or st >= hi for lo, hi in blocked))
     return (ci, chosen) if chosen else None
 
 
@@ -414,16 +463,21 @@ def improve(
     two_window_share: float = 0.4,
     cp_threads: int | None = None,
     recreate_threads: int = 1,
+    string_share: float = 0.4,
     scattered_share: float = 0.9,
     anneal: bool = True,
+    only: frozenset[int] | None = None,
 ) -> tuple[list[Assignment], int, LnsStats]:
     """Improve ``start`` (open runs only) until the monotonic clock reaches ``stop_at``.
 
     ``cp_threads`` threads (default: the workers left beside ``recreate_threads``, at least
     one) solve neighbourhoods with CP-SAT; ``recreate_threads`` run ruin-and-recreate moves
     in Python beside them, annealed if ``anneal`` (else they never accept a worse schedule).
-    Returns the best schedule seen."""
-    search = _Search(prep, start, pool)
+    Of their removals, ``string_share`` are strings (:func:`_strings`); of the rest,
+    ``scattered_share`` are scattered (:func:`_scattered`) and the others time windows.
+    ``only`` names the bench groups (indices into :func:`bench_groups`) the search may change;
+    the others' runs stay where ``start`` has them. Returns the best schedule seen."""
+    search = _Search(prep, start, pool, only)
 
     def recreate_loop(tid: int) -> None:
         rng = random.Random(seed * 104729 + tid)
@@ -437,11 +491,15 @@ def improve(
                     # cools geometrically to a hundredth by the deadline
                     search.temperature = t_start * 0.01 ** ((now - began) / max(1e-9, stop_at - began))
                 k = rng.choice(RECREATE_SIZES)
-                picked = (
-                    _scattered(search, rng, k)
-                    if rng.random() < scattered_share
-                    else search.pick(rng, k, two_window_share)
-                )
+                u = rng.random()
+                picked: tuple[int, list[str]] | None
+                if u < string_share:
+                    picked = _strings(search, rng, k)
+                elif u < string_share + (1 - string_share) * scattered_share:
+                    picked = _scattered(search, rng, k)
+                else:
+                    window = search.pick(rng, k, two_window_share)
+                    picked = None if window is None else (window[0], window[1])
                 if picked is not None:
                     outcome = _ruin_recreate(search, rng, picked[0], picked[1])
                     search.stats.recreate_moves += 1

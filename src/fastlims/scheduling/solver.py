@@ -28,6 +28,7 @@ from fastlims.scheduling.models import (
     objective_parts,
 )
 from fastlims.scheduling.prepare import Prepared, fits, insert_busy, prepare
+from fastlims.scheduling.split import improve_split
 
 SolverName = Literal["cpsat", "greedy", "gurobi", "eft"]
 _HORIZON_TRIES = 3
@@ -238,6 +239,7 @@ def _lns_stats(stats: dict[str, float], lstats: LnsStats) -> None:
     stats["recreate_moves"] = float(lstats.recreate_moves)
     stats["recreate_improving_moves"] = float(lstats.recreate_improving)
     stats["recreate_start_temperature"] = lstats.start_temperature
+    stats["split_failed_parts"] = float(lstats.failed_parts)
 
 
 def _solve_lns(
@@ -257,7 +259,10 @@ def _solve_lns(
     horizon = prep.horizon
     if w_m > 0:
         horizon = min(horizon, max(lb.makespan, (inc_obj - lb.weighted_lateness) // w_m))
-    out, obj, lstats = improve(prep, inc, t0 + time_limit_s, workers, seed, horizon, lb.makespan, pool=pool)
+    found = improve_split(prep, inc, t0 + time_limit_s, workers, seed, horizon, lb.makespan, pool=pool)
+    if found is None:
+        found = improve(prep, inc, t0 + time_limit_s, workers, seed, horizon, lb.makespan, pool=pool)
+    out, obj, lstats = found
     _lns_stats(stats, lstats)
     chosen = out if obj < inc_obj else inc
     return _schedule(prep, chosen, lb.objective, "cpsat", t0, first, time_limit_s, stats)

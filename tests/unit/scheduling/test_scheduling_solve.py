@@ -287,7 +287,7 @@ def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out
     import random
 
     from fastlims.scheduling.greedy import best_greedy
-    from fastlims.scheduling.lns import _ruin_recreate, _scattered, _Search
+    from fastlims.scheduling.lns import _ruin_recreate, _scattered, _Search, _strings
 
     problem = synthetic_problem(120, 6, seed=5, pausable_share=0.4, started_share=0.3)
     prep = prepare(problem)
@@ -301,8 +301,9 @@ def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out
     inside = {r: v for r, v in search.placed.items() if search.comp_of[v[0]] == ci and v[2] > lo and v[1] < hi}
     rng = random.Random(7)
     kept = 0
-    for _ in range(400):
-        picked = _scattered(search, rng, rng.choice((4, 10, 24)))
+    for i in range(400):
+        remove = _strings if i % 2 else _scattered
+        picked = remove(search, rng, rng.choice((4, 10, 24)))
         if picked is not None:
             kept += int(_ruin_recreate(search, rng, picked[0], picked[1]) is not None)
     assert kept > 100

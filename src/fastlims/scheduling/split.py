@@ -59,11 +59,15 @@ def share_groups(loads: Sequence[int], workers: int) -> list[frozenset[int]]:
     return [frozenset(s) for s in shares]
 
 
+def _benches_of(groups: list[frozenset[str]], only: frozenset[int]) -> frozenset[str]:
+    return frozenset().union(*(groups[i] for i in only))
+
+
 def _part(args: tuple[Prepared, list[Assignment], float, int, int, int, bool, frozenset[int]]) -> _Result:
     """What a child process does: improve the groups ``only`` and return their runs."""
     prep, start, stop_at, seed, horizon, makespan_lb, pool, only = args
     out, _obj, stats = improve(prep, start, stop_at, 1, seed, horizon, makespan_lb, pool=pool, cp_threads=0, only=only)
-    benches = frozenset().union(*(bench_groups(prep, pool)[i] for i in only))
+    benches = _benches_of(bench_groups(prep, pool), only)
     return [a for a in out if a.bench_id in benches], stats
 
 
@@ -159,7 +163,7 @@ def improve_split(
             stats.recreate_improving += got[1].recreate_improving
         else:
             stats.failed_parts += 1
-            benches = frozenset().union(*(groups[i] for i in only))
+            benches = _benches_of(groups, only)
             for a in start:
                 if a.bench_id in benches:
                     placed[a.run_id] = a

@@ -66,7 +66,8 @@ typedef struct {
     int64_t allow_external;
     /* state */
     int64_t pc, depth, loops[MAX_DEPTH];
-    int64_t step_count, cycle_count, step_new, has_previous, finished, has_recorded;
+    int64_t step_count, cycle_count, step_new, has_previous, finished, has_recorded, opening;
+    double error; /* the last voltage error of a regulating step (its oscillation guard) */
     double command, ambient, step_start, step_charge, charge_ah, discharge_ah, charge_wh, discharge_wh;
     double previous_t, previous_i, previous_v;
     double exceeded_since[LIMIT_COUNT];
@@ -117,6 +118,7 @@ static int activate(Controller *c, double t_start) {
     c->step_count++;
     c->step_start = t_start;
     c->step_new = 1;
+    c->error = NAN;
     return 1;
 }
 
@@ -140,20 +142,22 @@ static double clamp(const double *op, double current) {
     return fmin(charge, fmax(-discharge, current));
 }
 
-/* The current op commands for the interval starting at t_next; has_voltage 0 before any sample. */
-static double command(const Controller *c, const double *op, double t_next, int has_voltage, double voltage) {
+/* The current op commands for the interval starting at t_next. */
+static double command(Controller *c, const double *op, double t_next, double voltage) {
     int mode = (int)op[OP_MODE];
     if (mode == CC) return op[OP_VALUE];
     if (mode == REST || mode == AMBIENT || mode == EXTERNAL) return 0.0;
     double step_time = t_next - c->step_start;
     if (mode == PROFILE_CURRENT) return profile_value(c, op, step_time);
-    if (!has_voltage) return 0.0;
     if (mode == CP || mode == PROFILE_POWER) {
         double power = mode == CP ? op[OP_VALUE] : profile_value(c, op, step_time);
         return voltage > 0.0 ? clamp(op, power / voltage) : 0.0;
     }
     double target = mode == CV ? op[OP_VALUE] : profile_value(c, op, step_time);
-    return clamp(op, c->command + (target - voltage) / c->resistance);
+    double error = target - voltage;
+    if (error * c->error < 0.0 && fabs(error) > fabs(c->error)) c->resistance *= 2.0; /* it oscillates */
+    c->error = error;
+    return clamp(op, c->command + error / c->resistance);
 }
 
 static void write_commands(const Controller *c, double *row) {
@@ -162,8 +166,9 @@ static void write_commands(const Controller *c, double *row) {
         row[c->stride + c->col_ambient_cmd] = c->ambient * c->ambient_gain + c->ambient_bias;
 }
 
-/* Start the program at t0: pc on the first step, the command for [t0, t0 + tick). Returns a code.
- * The caller puts the command (c->command, SI) into the first row and the FMU itself. */
+/* Start at t0. Every run opens with one sample at open circuit (the UUT's voltage before the
+ * test, and the reference from which the first current step measures its resistance): the
+ * command for [t0, t0 + tick) is zero, and the first step starts at t0 + tick. */
 int fl_ctl_begin(Controller *c) {
     c->pc = 0;
     c->depth = 0;
@@ -172,15 +177,14 @@ int fl_ctl_begin(Controller *c) {
     c->has_previous = 0;
     c->has_recorded = 0;
     c->finished = 0;
+    c->opening = 1;
+    c->step_new = 0;
+    c->error = NAN;
     c->command = 0.0;
     c->charge_ah = c->discharge_ah = c->charge_wh = c->discharge_wh = 0.0;
     c->step_charge = 0.0;
     c->trip_limit = -1;
     for (int i = 0; i < LIMIT_COUNT; i++) c->exceeded_since[i] = NAN;
-    int active = activate(c, c->t0);
-    if (active < 0) { c->finished = CODE_INVALID; return CODE_INVALID; }
-    if (active == 0) { c->finished = CODE_COMPLETE; return CODE_COMPLETE; }
-    c->command = command(c, op_at(c, c->pc), c->t0, 0, 0.0);
     return CODE_CONTINUE;
 }
 
@@ -261,7 +265,8 @@ int fl_ctl_row(Controller *c, double *row) {
     }
     int first = (int)c->step_new;
     if (first) { c->step_charge = 0.0; c->step_new = 0; }
-    const double *op = op_at(c, c->pc);
+    int opening = (int)c->opening;
+    const double *op = opening ? 0 : op_at(c, c->pc);
     c->has_previous = 1;
     c->previous_t = t;
     c->previous_i = current;
@@ -269,14 +274,21 @@ int fl_ctl_row(Controller *c, double *row) {
     int code = CODE_CONTINUE;
     if (isnan(voltage)) code = CODE_INVALID;
     else if (safety(c, t, voltage, current, temperature)) code = CODE_SAFETY;
-    else if ((int)op[OP_MODE] == EXTERNAL && !c->allow_external) code = CODE_EXTERNAL;
+    else if (op && (int)op[OP_MODE] == EXTERNAL && !c->allow_external) code = CODE_EXTERNAL;
     int ended = code != CODE_CONTINUE;
+    /* the row's columns belong to the step that commanded its current, even if it ends here */
     const int64_t *out = c->out;
     if (out[OUT_STEP_COUNT] >= 0) row[out[OUT_STEP_COUNT]] = (double)c->step_count;
     if (out[OUT_CYCLE_COUNT] >= 0) row[out[OUT_CYCLE_COUNT]] = (double)c->cycle_count;
-    if (out[OUT_STEP_ID] >= 0) row[out[OUT_STEP_ID]] = op[OP_STEP_ID];
+    if (out[OUT_STEP_ID] >= 0) row[out[OUT_STEP_ID]] = op ? op[OP_STEP_ID] : -1.0;
     if (out[OUT_AMBIENT] >= 0) row[out[OUT_AMBIENT]] = c->ambient;
-    if (!ended && terminated(c, op, t, voltage, current, temperature, first)) {
+    if (opening && !ended) {
+        c->opening = 0;
+        ended = 1;
+        int active = activate(c, t + c->tick);
+        if (active < 0) code = CODE_INVALID;
+        else if (active == 0) code = CODE_COMPLETE;
+    } else if (op && !ended && terminated(c, op, t, voltage, current, temperature, first)) {
         ended = 1;
         c->pc++;
         int active = activate(c, t + c->tick);
@@ -284,7 +296,7 @@ int fl_ctl_row(Controller *c, double *row) {
         else if (active == 0) code = CODE_COMPLETE;
     }
     if (code == CODE_CONTINUE) {
-        c->command = command(c, op_at(c, c->pc), t + c->tick, 1, voltage);
+        c->command = command(c, op_at(c, c->pc), t + c->tick, voltage);
     } else {
         c->finished = code;
         c->command = 0.0;

@@ -83,6 +83,8 @@ class Interpreter:
             default=0.0,
         )
         self.tick = program.sampling.period_s
+        self.opening = False
+        self.error = math.nan  # the last voltage error of a regulating step (its oscillation guard)
         self.pc = 0
         self.loops: list[int] = []  # remaining iterations of each open repeat, innermost last
         self.step_count = 0
@@ -140,6 +142,7 @@ class Interpreter:
         self.step_count += 1
         self.step_start = t_start
         self.step_new = True
+        self.error = math.nan
         return True
 
     # --- commands -----------------------------------------------------------------------------------
@@ -162,7 +165,7 @@ class Interpreter:
         charge, discharge = op.limits
         return min(charge, max(-discharge, current))
 
-    def _command(self, op: Op, t_next: float, voltage: float | None) -> float:
+    def _command(self, op: Op, t_next: float, voltage: float) -> float:
         """The current ``op`` commands for the interval starting at ``t_next``."""
         mode = op.mode
         if mode is Mode.CC:
@@ -172,27 +175,28 @@ class Interpreter:
         step_time = t_next - self.step_start
         if mode is Mode.PROFILE_CURRENT:
             return self._profile_value(op, step_time)
-        if voltage is None:  # the first sample of the run: nothing measured yet
-            return 0.0
         if mode in (Mode.CP, Mode.PROFILE_POWER):
             power = op.value if mode is Mode.CP else self._profile_value(op, step_time)
             return self._clamp(op, power / voltage) if voltage > 0 else 0.0
         target = op.value if mode is Mode.CV else self._profile_value(op, step_time)
-        return self._clamp(op, self.command + (target - voltage) / self.resistance)
+        error = target - voltage
+        if error * self.error < 0 and abs(error) > abs(self.error):
+            self.resistance *= 2.0  # the hold oscillates: the resistance was underestimated
+        self.error = error
+        return self._clamp(op, self.command + error / self.resistance)
 
     # --- the run --------------------------------------------------------------------------------------
 
     def begin(self, t0: float, tick_s: float) -> float:
-        """Start at ``t0`` with samples every ``tick_s``; returns the current for ``[t0, t0 + tick_s)``."""
+        """Start at ``t0`` with samples every ``tick_s``; returns the current for ``[t0, t0 + tick_s)``:
+        zero, since every run opens with one sample at open circuit (the UUT's voltage before the
+        test, and the reference from which the first current step measures its resistance)."""
         if not tick_s > 0:
             raise ValueError(f"tick_s must be positive, got {tick_s}")
         self.tick = tick_s
-        if not self._activate(t0):
-            self.finished = Code.COMPLETE
-            self.command = 0.0
-            return 0.0
-        self.command = self._command(self.ops[self.pc], t0, None)
-        return self.command
+        self.opening = True
+        self.command = 0.0
+        return 0.0
 
     def sample(self, t: float, voltage: float, temperature: float = math.nan) -> Sample:
         """The sample at ``t`` (voltage and temperature measured with the current commanded last)."""
@@ -220,7 +224,8 @@ class Interpreter:
         if first:
             self.step_charge = 0.0
             self.step_new = False
-        op = self.ops[self.pc]
+        opening = self.opening
+        op = None if opening else self.ops[self.pc]
         h = self.tick
         self.previous = (t, current, voltage)
         code = Code.CONTINUE
@@ -228,12 +233,18 @@ class Interpreter:
             code = Code.INVALID
         elif self._safety(t, voltage, current, temperature):
             code = Code.SAFETY
-        elif op.mode is Mode.EXTERNAL and not self.allow_external:
+        elif op is not None and op.mode is Mode.EXTERNAL and not self.allow_external:
             code = Code.EXTERNAL
         ended = code is not Code.CONTINUE
         # the row's columns belong to the step that commanded its current, even if it ends here
         row_step_count, row_cycle, row_ambient = self.step_count, self.cycle_count, self.ambient_C
-        if not ended and self._terminated(op, t, h, voltage, current, temperature, first):
+        row_step_id = -1 if op is None else op.step_id
+        if opening and not ended:
+            self.opening = False
+            ended = True
+            if not self._activate(t + h):
+                code = Code.COMPLETE
+        elif op is not None and not ended and self._terminated(op, t, h, voltage, current, temperature, first):
             ended = True
             if not self._activate_next(t + h):
                 code = Code.COMPLETE
@@ -250,7 +261,7 @@ class Interpreter:
             current=current,
             step_count=row_step_count,
             cycle_count=row_cycle,
-            step_id=op.step_id,
+            step_id=row_step_id,
             charge_Ah=self.charge_Ah,
             discharge_Ah=self.discharge_Ah,
             charge_Wh=self.charge_Wh,

@@ -87,6 +87,8 @@ class _Controller(ctypes.Structure):
         ("has_previous", _I64),
         ("finished", _I64),
         ("has_recorded", _I64),
+        ("opening", _I64),
+        ("error", _F64),
         ("command", _F64),
         ("ambient", _F64),
         ("step_start", _F64),

@@ -66,11 +66,12 @@ def test_step_counts_cycles_and_time_terminations_are_exact() -> None:
     )
     trace = run_both(Program(ops=ops), Cell(soc=0.8))
     assert trace.code is Code.COMPLETE
-    assert len(trace.samples) == 3 * 15
+    assert len(trace.samples) == 1 + 3 * 15  # the opening sample at open circuit, then the steps
     steps = trace.column("Step Count / 1")
     cycles = trace.column("Cycle Count / 1")
-    assert list(np.unique(steps)) == [1, 2, 3, 4, 5, 6]
-    assert list(np.unique(cycles)) == [1, 2, 3]
+    assert steps[0] == 0 and trace.column("Step ID")[0] == -1 and trace.column("Current / A")[0] == 0
+    assert list(np.unique(steps)) == [0, 1, 2, 3, 4, 5, 6]
+    assert list(np.unique(cycles)) == [0, 1, 2, 3]
     assert trace.column("Discharge Capacity / Ah")[-1] == pytest.approx(3 * 10 / 3600.0)
 
 
@@ -125,7 +126,7 @@ def test_a_current_profile_is_followed_and_ends_at_its_last_point() -> None:
     table = np.array([[0.0, -2.0], [10.0, 1.0], [20.0, -3.0]])
     op = Op(Mode.PROFILE_CURRENT, profile=(0, 3), until=((Until.TIME, 20.0),), step_id=0)
     trace = run_both(Program(ops=(op,), profile=table), Cell())
-    current = trace.column("Current / A")
+    current = trace.column("Current / A")[1:]  # after the opening sample
     assert list(current[:3]) == [-2.0, -2.0, -2.0]
     assert current[10] == 1.0
     assert len(current) == 20

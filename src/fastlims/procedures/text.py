@@ -122,7 +122,15 @@ _UNITS: dict[str, tuple[str, float]] = {
     "degc": ("temperature", 1.0),
     "°c": ("temperature", 1.0),
 }
-_SI_UNIT = {"time": "s", "voltage": "V", "current": "A", "c_rate": "C", "power": "W", "charge": "Ah", "temperature": "degC"}
+_SI_UNIT = {
+    "time": "s",
+    "voltage": "V",
+    "current": "A",
+    "c_rate": "C",
+    "power": "W",
+    "charge": "Ah",
+    "temperature": "degC",
+}
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,9 @@ class _Qty:
 def _quantity(text: str, what: str) -> _Qty:
     match = _QTY.match(text)
     if not match:
-        raise _LineError(f"expected {what} (a number with a unit, e.g. '4.2 V', '0.5C', '2 hours'), got {text.strip()!r}")
+        raise _LineError(
+            f"expected {what} (a number with a unit, e.g. '4.2 V', '0.5C', '2 hours'), got {text.strip()!r}"
+        )
     if match.group("crate"):
         divisor = float(match.group("div"))
         if divisor <= 0:
@@ -306,9 +316,7 @@ def _leaf(text: str) -> dict[str, Any]:
         if not m:
             raise _LineError("expected 'Charge|Discharge at <current or power> [until <condition>]'")
         direction = m.group("dir").lower()
-        q = _expect(
-            _quantity(m.group("q"), "a current or power"), ("current", "c_rate", "power"), "a current or power"
-        )
+        q = _expect(_quantity(m.group("q"), "a current or power"), ("current", "c_rate", "power"), "a current or power")
         natural = "above" if direction == "charge" else "below"
         until = _conditions(m.group("rest"), natural, "above")
         if q.dimension == "power":
@@ -357,20 +365,19 @@ def _leaf(text: str) -> dict[str, Any]:
             raise _LineError("a profile needs 'from custom_profile' or ': t v; t v; ...' points")
         else:
             step["points"] = _points(m.group("points"))
-        natural = None
-        step["until"] = _conditions(m.group("rest"), natural, None)
+        step["until"] = _conditions(m.group("rest"), None, None)
         return step
     if lowered.startswith("external"):
         m = _HEAD["external"].match(text)
         if not m:
-            raise _LineError('expected \'External <action> for <time> ["description"]\'')
+            raise _LineError("expected 'External <action> for <time> [\"description\"]'")
         d = _expect(_quantity(m.group("d"), "a duration"), ("time",), "a duration")
         step = {"type": "external", "action": m.group("action").lower(), "duration_s": d.value}
         if m.group("desc"):
             try:
                 step["description"] = json.loads(m.group("desc"))
             except json.JSONDecodeError:
-                raise _LineError("the description is a double-quoted string (\\\" for a quote)") from None
+                raise _LineError('the description is a double-quoted string (\\" for a quote)') from None
         return step
     raise _LineError(f"unknown step {text.split()[0]!r}; a step starts with one of: {'; '.join(_STARTS)}")
 
@@ -654,9 +661,8 @@ def step_text(step: AnyStep) -> str:
         return "Rest" + _conditions_text(step.until, None, None)
     if isinstance(step, CcStep):
         natural = "above" if step.direction == "charge" else "below"
-        return (
-            f"{step.direction.capitalize()} at {_current(step.current_A, step.c_rate)}"
-            + _conditions_text(step.until, natural, "above")
+        return f"{step.direction.capitalize()} at {_current(step.current_A, step.c_rate)}" + _conditions_text(
+            step.until, natural, "above"
         )
     if isinstance(step, CpStep):
         natural = "above" if step.direction == "charge" else "below"
@@ -669,9 +675,7 @@ def step_text(step: AnyStep) -> str:
             text += f" limited to {_current(step.current_limit_A, step.current_limit_c_rate)}"
         return text + _conditions_text(step.until, None, None)
     if isinstance(step, PulseStep):
-        return (
-            f"Pulse {step.direction} at {_current(step.current_A, step.c_rate)} for {_duration(step.duration_s)}"
-        )
+        return f"Pulse {step.direction} at {_current(step.current_A, step.c_rate)} for {_duration(step.duration_s)}"
     if isinstance(step, AmbientStep):
         text = f"Set ambient to {_num(step.temperature_C)} degC"
         return text + (" and rest" + _conditions_text(step.until, None, None) if step.until else "")
@@ -767,5 +771,3 @@ def load(value: object) -> ParsedText:
     if isinstance(value, str):
         return parse_text(value)
     return ParsedText(procedure=parse_json(value), lines={})
-
-

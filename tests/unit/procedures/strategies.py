@@ -78,8 +78,11 @@ def _leaf(names: list[str]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 def _steps(names: list[str]) -> st.SearchStrategy[list[dict[str, Any]]]:
-    count = st.integers(1, 1000) if not names else st.one_of(st.integers(1, 1000), st.sampled_from(
-        [f"{{{n}}}" for n in names]))
+    count = (
+        st.integers(1, 1000)
+        if not names
+        else st.one_of(st.integers(1, 1000), st.sampled_from([f"{{{n}}}" for n in names]))
+    )
     return st.recursive(
         st.lists(_leaf(names), min_size=1, max_size=4),
         lambda inner: st.lists(
@@ -103,9 +106,13 @@ def procedures(draw: st.DrawFn) -> Procedure:
     variables = {}
     for name in names:
         value = draw(_ANY)
-        variables[name] = {"value": value, "min": value - draw(_POSITIVE), "max": value + draw(_POSITIVE),
-                           "unit": draw(st.sampled_from(["", "C", "degC", "s"])),
-                           "description": draw(_ONE_LINE)}
+        variables[name] = {
+            "value": value,
+            "min": value - draw(_POSITIVE),
+            "max": value + draw(_POSITIVE),
+            "unit": draw(st.sampled_from(["", "C", "degC", "s"])),
+            "description": draw(_ONE_LINE),
+        }
     document: dict[str, Any] = {
         "name": draw(st.text(min_size=1, max_size=30)),
         "description": draw(st.text(max_size=40)),
@@ -116,8 +123,11 @@ def procedures(draw: st.DrawFn) -> Procedure:
     if draw(st.booleans()):
         document["standard"] = draw(st.sampled_from(["IEC62660", "UN38.3", "UL1973:2022-02-25"]))
     if draw(st.booleans()):
-        document["safety"] = {"max_voltage_V": draw(_ANY), "delay_s": draw(st.floats(0, 10)),
-                              "max_charge_current_A": draw(_POSITIVE)}
+        document["safety"] = {
+            "max_voltage_V": draw(_ANY),
+            "delay_s": draw(st.floats(0, 10)),
+            "max_charge_current_A": draw(_POSITIVE),
+        }
     if draw(st.booleans()):
         document["sampling"] = {"period_s": draw(st.floats(0.01, 60)), "voltage_delta_V": draw(_POSITIVE)}
     return Procedure.model_validate(document)

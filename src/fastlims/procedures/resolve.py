@@ -397,17 +397,10 @@ def _step(step: AnyStep, path: str, c: _Context, depth: int) -> AnyResolved | No
         _within_safety_voltage(c, path, step, volts, "hold voltage", abuse)
         if step.current_limit_A is not None or step.current_limit_c_rate is not None:
             limit = _amps(step.current_limit_A, step.current_limit_c_rate, r)
-            if not abuse:
-                _at_most(
-                    c,
-                    path,
-                    step,
-                    limit,
-                    max(r.max_charge_current_A, r.max_discharge_current_A),
-                    "MaxCharge/MaxDischargeCurrentA",
-                    "current limit",
-                )
-            charge_limit, discharge_limit = min(charge_limit, limit), min(discharge_limit, limit)
+            if not abuse:  # a cap, not a demand: a short hold (cranking) may use the pulse rating
+                _at_most(c, path, step, limit, r.max_pulse_current_A, "MaxPulseCurrentA", "current limit")
+            charge_limit = min(limit, c.safety.max_charge_current_A)
+            discharge_limit = min(limit, c.safety.max_discharge_current_A)
         return ResolvedCv(
             voltage_V=volts, charge_limit_A=charge_limit, discharge_limit_A=discharge_limit, until=until, **common
         )

@@ -8,12 +8,32 @@ for unless the step is an ``abuse`` step.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+from fastlims.procedures.criteria import Criterion
 from fastlims.procedures.model import Procedure
 from fastlims.procedures.ratings import UutRatings
 from fastlims.procedures.text import parse_text
+
+# Catalog codes of the standards.
+UN = ("UN38.3", "IEC62281")
+IEC_1 = "IEC62660"
+IEC_2 = "IEC62660-2:2020-07"
+IEC_3 = "IEC62660-3:2022"
+IEC_19 = "IEC62619"
+UL1642 = "UL1642"
+UL1973 = "UL1973:2022-02-25"
+UL9540 = "UL9540"
+ISO = "ISO12405.4"
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+CELLS = ("cell",)
+BATTERIES = ("module", "pack")
+PACKS = ("pack",)
 
 #: Tags the outcomes read (see :mod:`.outcomes`).
 CAPACITY = "capacity"  # a discharge whose Ah/Wh is the UUT's capacity/energy
@@ -199,3 +219,74 @@ class Builder:
                 label=f"charge pulse {c_rate_text(rate * regen)}",
             )
             self.rest(rest_s)
+
+
+# --------------------------------------------------------------------------- test specifications
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """How one catalog test name gets its default: the builder, the standards it has defaults for,
+    the criterion (None: the standard states no pass/fail), the UUT formats it applies to, and
+    what to say when a format does not fit (e.g. "T.7 applies to rechargeable batteries ...")."""
+
+    __test__ = False  # not a pytest class
+
+    build: Callable[[UutRatings, str], Procedure]
+    standards: tuple[str, ...]
+    criterion: Callable[[UutRatings, str], Criterion] | None = None
+    formats: tuple[str, ...] = ("cell", "module", "pack")
+    level_note: str = ""
+
+
+def builder(r: UutRatings, code: str, std: str, title: str, summary: str, *, abuse: bool = False) -> Builder:
+    return Builder(
+        r,
+        name=f"{title} ({std}, {r.code})",
+        description=f"{code}: {summary} Values summarised from {std}; the standard's text governs.",
+        standard=std,
+        abuse=abuse,
+    )
+
+
+def charge_fully(b: Builder, temperature: float = 25.0) -> None:
+    """Conditioning before a safety test: soak, standard charge to 100 % SOC, 1 h rest."""
+    b.soak(temperature)
+    b.standard_charge()
+    b.rest(HOUR)
+
+
+def fixture_test(
+    r: UutRatings,
+    code: str,
+    std: str,
+    title: str,
+    action: str,
+    seconds: float,
+    what: str,
+    *,
+    observe_s: int = HOUR,
+    soc: float = 1.0,
+    ocv: bool = False,
+    temperature: float = 25.0,
+    charged: bool = True,
+) -> Procedure:
+    """A fixture action wrapped in pre-conditioning (charge, SOC) and post-test observation."""
+    b = builder(r, code, std, title, what)
+    if charged:
+        charge_fully(b, temperature)
+        if soc < 1.0:
+            b.to_soc(1.0, soc)
+            b.rest(HOUR)
+    if ocv:
+        b.ocv(OCV_PRE)
+    b.external(action, seconds, what)
+    b.rest(observe_s, label="post-test observation", tags=(OCV_POST,) if ocv else ())
+    return b.build()
+
+
+def observation(text: str) -> Callable[[UutRatings, str], Criterion]:
+    def make(r: UutRatings, std: str) -> Criterion:
+        return Criterion(text=text, check="observation", observed=text, source=std)
+
+    return make

@@ -102,6 +102,14 @@ class Builder:
             f'description="{description}"'
         )
 
+    def rate_variable(self, value: float, low: float, high: float) -> None:
+        """A ``discharge_rate`` variable (unit C), its range capped at MaxDischargeCurrentA."""
+        r = self.r
+        ceiling = r.max_discharge_current_A / r.nominal_capacity_Ah
+        self.variable(
+            "discharge_rate", min(value, ceiling), min(low, ceiling), min(high, ceiling), "C", "discharge C-rate"
+        )
+
     def safety(self, **limits: float) -> None:
         self.head.append("# safety: " + " ".join(f"{key}={num(value)}" for key, value in limits.items()))
 
@@ -156,9 +164,14 @@ class Builder:
         return max(wanted, self.r.min_temperature_C)
 
     def soak(self, temperature: float | str, *, seconds: int | None = None, tags: Sequence[str] = ()) -> None:
+        """Set the ambient and rest: the full soak away from room temperature, a quarter of it
+        at 20-30 degC (the UUT comes from the lab at room temperature)."""
         value = temperature if isinstance(temperature, str) else num(temperature)
+        if seconds is None:
+            room = not isinstance(temperature, str) and 20.0 <= temperature <= 30.0
+            seconds = self.soak_s // 4 if room else self.soak_s
         self.line(
-            f"Set ambient to {value} degC and rest for {duration(seconds or self.soak_s)}",
+            f"Set ambient to {value} degC and rest for {duration(seconds)}",
             label="thermal soak",
             tags=tags,
         )

@@ -30,12 +30,6 @@ from fastlims.procedures.ratings import UutRatings
 # --------------------------------------------------------------------------- performance
 
 
-def _rate_variable(b: Builder, value: float, low: float, high: float) -> None:
-    r = b.r
-    ceiling = r.max_discharge_current_A / r.nominal_capacity_Ah
-    b.variable("discharge_rate", min(value, ceiling), min(low, ceiling), min(high, ceiling), "C", "discharge C-rate")
-
-
 def _precondition(r: UutRatings, std: str) -> Procedure:
     what = (
         "preconditioning: cycled at room temperature with standard charge and C/3 discharge (up to 5 cycles) "
@@ -67,7 +61,7 @@ def _capacity_rt(r: UutRatings, std: str) -> Procedure:
         "voltage; discharged capacity (Ah) and energy (Wh), repeated for reproducibility."
     )
     b = builder(r, "PERF-CAPACITY-RT", std, "Capacity and energy at room temperature", what)
-    _rate_variable(b, 1 / 3, 1 / 3, 1.0)
+    b.rate_variable(1 / 3, 1 / 3, 1.0)
     b.soak(25.0)
     with b.repeat(2):
         b.standard_charge()
@@ -87,7 +81,7 @@ def _capacity_temp(r: UutRatings, std: str) -> Procedure:
     )
     b = builder(r, "PERF-CAPACITY-TEMP", std, "Capacity and energy at different temperatures", what)
     b.variable("ambient_C", max(low, 0.0), low, high, "degC", "test temperature")
-    _rate_variable(b, 1 / 3, 1 / 3, 1.0)
+    b.rate_variable(1 / 3, 1 / 3, 1.0)
     b.soak(25.0)
     b.standard_charge()
     b.rest(HOUR)
@@ -316,14 +310,16 @@ def _cycle_life_bev(r: UutRatings, std: str) -> Procedure:
     table, removed = _bev_profile(b0)
     repeats = max(1, int(0.8 * r.nominal_capacity_Ah / removed))
     what = (
-        f"cycle life (BEV / high-energy), one block: check-up at 25 degC; then at {num(ambient)} degC the cycles "
+        f"cycle life (BEV / high-energy), one block: check-up at 25 degC; "
+        f"then at {num(ambient)} degC (the ambient_C variable) the cycles "
         f"variable's count of: standard charge, a dynamic discharge profile repeated {repeats} times (about 80 % "
         "DOD, ends at MinVoltageV), rest; check-up at 25 degC."
     )
     b = builder(r, "AGE-CYCLE-LIFE-BEV", std, "Cycle life block (BEV profile)", what)
     b.head.append('# variable: cycles value=100 unit=cycles description="cycles in the block"')
     _checkup(b)
-    b.soak(ambient)
+    b.variable("ambient_C", ambient, 25.0, b.warm(60.0), "degC", "ageing temperature")
+    b.soak("{ambient_C}")
     with b.repeat("{cycles}"):
         b.standard_charge()
         b.rest(30 * 60)
@@ -340,7 +336,8 @@ def _cycle_life_hev(r: UutRatings, std: str) -> Procedure:
     amps = min(2.5 * r.nominal_capacity_Ah, r.max_pulse_current_A)
     table = f"0 {num(-amps)}; 10 0; 20 {num(amps)}; 30 0; 40 0"
     what = (
-        f"cycle life (HEV / high-power), one block: check-up at 25 degC; then at {num(ambient)} degC around 50 % "
+        f"cycle life (HEV / high-power), one block: check-up at 25 degC; "
+        f"then at {num(ambient)} degC (the ambient_C variable) around 50 % "
         f"SOC the cycles variable's count of a charge-balanced pulse profile (10 s at {num(amps)} A discharge, "
         "10 s rest, 10 s charge, 10 s rest); check-up at 25 degC."
     )
@@ -350,7 +347,8 @@ def _cycle_life_hev(r: UutRatings, std: str) -> Procedure:
     b.standard_charge()
     b.rest(HOUR)
     b.to_soc(1.0, 0.5)
-    b.soak(ambient)
+    b.variable("ambient_C", ambient, 25.0, b.warm(60.0), "degC", "ageing temperature")
+    b.soak("{ambient_C}")
     with b.repeat("{cycles}"):
         b.line(
             f"Follow current profile until below {num(r.min_voltage_V)} V or above {num(r.max_voltage_V)} V: {table}",

@@ -221,15 +221,17 @@ def _t8(r: UutRatings, std: str) -> Procedure:
 
 def _precycle(r: UutRatings, std: str) -> Procedure:
     what = (
-        "25 full charge/discharge cycles (standard charge, C/2 discharge to MinVoltageV) before the second set "
+        "25 full charge/discharge cycles (standard charge, C/2 discharge to MinVoltageV: the discharge_rate variable) "
+        "before the second set "
         "of transport tests, ending fully charged; capacity and OCV are logged per cycle."
     )
     b = builder(r, "UN383-PRECYCLE", std, "Pre-cycling (25 cycles)", what)
+    b.rate_variable(0.5, 1 / 3, 1.0)
     b.soak(20.0)
     with b.repeat(25):
         b.standard_charge()
         b.rest(30 * 60)
-        b.discharge_to_min(0.5, label="cycle discharge", tags=(CAPACITY,))
+        b.discharge_to_min("{discharge_rate}", label="cycle discharge", tags=(CAPACITY,))
         b.rest(30 * 60)
     b.standard_charge()
     b.rest(HOUR)

@@ -55,7 +55,9 @@ NonNegative = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 #: A number, or a variable reference resolved later.
 Num = Union[Finite, VarRef]  # noqa: UP007  (pydantic keeps the member order for error messages)
 PosNum = Union[Positive, VarRef]  # noqa: UP007
-Label = Annotated[str, StringConstraints(max_length=200)]
+#: One line of text (labels, units, variable descriptions: the text form keeps them on one line).
+OneLine = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Label = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\s,#\"]+$")]
 
 Direction = Literal["charge", "discharge"]
@@ -309,8 +311,8 @@ class Variable(_Model):
     value: Finite
     min: Finite | None = None
     max: Finite | None = None
-    unit: Annotated[str, StringConstraints(max_length=32)] = ""
-    description: Annotated[str, StringConstraints(max_length=MAX_TEXT)] = ""
+    unit: Annotated[str, StringConstraints(max_length=32, pattern=r"^[^\x00-\x1f\x7f]*$")] = ""
+    description: OneLine = ""
 
     @model_validator(mode="after")
     def _within(self) -> Variable:
@@ -576,14 +578,22 @@ class ResolvedCc(_ResolvedLeaf):
     until: tuple[ResolvedTermination, ...]
 
 
-class ResolvedCv(_ResolvedLeaf):
+class _Regulated(_ResolvedLeaf):
+    """A step whose current the executor regulates (CV, CP, profiles): it may command at most
+    ``charge_limit_A`` / ``discharge_limit_A`` (magnitudes): the step's own limit, else the
+    UUT's continuous ratings (the safety limits for an ``abuse`` step)."""
+
+    charge_limit_A: Positive
+    discharge_limit_A: Positive
+
+
+class ResolvedCv(_Regulated):
     type: Literal["cv"] = "cv"
     voltage_V: Finite
-    current_limit_A: Positive | None = None  # magnitude; None: the safety current limits
     until: tuple[ResolvedTermination, ...]
 
 
-class ResolvedCp(_ResolvedLeaf):
+class ResolvedCp(_Regulated):
     type: Literal["cp"] = "cp"
     power_W: Finite  # BDF-signed: positive = charge
     until: tuple[ResolvedTermination, ...]
@@ -595,7 +605,7 @@ class ResolvedPulse(_ResolvedLeaf):
     duration_s: Positive
 
 
-class ResolvedProfile(_ResolvedLeaf):
+class ResolvedProfile(_Regulated):
     type: Literal["profile"] = "profile"
     quantity: Quantity
     points: tuple[tuple[Finite, Finite], ...]  # BDF-signed values, SI units

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fastlims.db.base import Base, UTCDateTime, enum_column
@@ -29,7 +29,22 @@ class BenchKind(enum.StrEnum):
         return self is BenchKind.both or self.value == bench.lower()
 
 
+class UutFormat(enum.StrEnum):
+    """How a UUT is built: one cell, cells in a module, or modules in a pack."""
+
+    cell = "cell"
+    module = "module"
+    pack = "pack"
+
+
 class UUT(Base):
+    """A unit under test and its ratings (what procedures and safety limits are derived from).
+
+    The ratings are nullable: a UUT added without them can still be requested, but no procedure
+    resolves for it until the lab manager imports them (``catalog.service.uut_ratings`` says
+    which are missing). Currents are magnitudes; temperatures are in degC.
+    """
+
     __tablename__ = "UUTIDs"
 
     id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
@@ -37,6 +52,19 @@ class UUT(Base):
     description: Mapped[str] = mapped_column("Description", String(400), default="")
     is_active: Mapped[bool] = mapped_column("IsActive", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
+    chemistry: Mapped[str | None] = mapped_column("Chemistry", String(64), nullable=True)
+    format: Mapped[UutFormat | None] = mapped_column("Format", enum_column(UutFormat), nullable=True)
+    series_count: Mapped[int | None] = mapped_column("SeriesCount", Integer, nullable=True)
+    parallel_count: Mapped[int | None] = mapped_column("ParallelCount", Integer, nullable=True)
+    nominal_capacity_Ah: Mapped[float | None] = mapped_column("NominalCapacityAh", Float, nullable=True)
+    nominal_voltage_V: Mapped[float | None] = mapped_column("NominalVoltageV", Float, nullable=True)
+    min_voltage_V: Mapped[float | None] = mapped_column("MinVoltageV", Float, nullable=True)
+    max_voltage_V: Mapped[float | None] = mapped_column("MaxVoltageV", Float, nullable=True)
+    max_charge_current_A: Mapped[float | None] = mapped_column("MaxChargeCurrentA", Float, nullable=True)
+    max_discharge_current_A: Mapped[float | None] = mapped_column("MaxDischargeCurrentA", Float, nullable=True)
+    max_pulse_current_A: Mapped[float | None] = mapped_column("MaxPulseCurrentA", Float, nullable=True)
+    min_temperature_C: Mapped[float | None] = mapped_column("MinTemperatureC", Float, nullable=True)
+    max_temperature_C: Mapped[float | None] = mapped_column("MaxTemperatureC", Float, nullable=True)
 
 
 class UseCase(Base):

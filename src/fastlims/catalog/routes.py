@@ -13,8 +13,9 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
 @router.get("/uuts", response_model=list[UUTOut])
 def list_uuts(session: DbSession, _: ApiUser) -> list[UUTOut]:
-    """Active units under test, referred to by ``code`` everywhere in the API."""
-    return [UUTOut(code=u.code, description=u.description) for u in service.get_uuts(session=session)]
+    """Active units under test, referred to by ``code`` everywhere in the API, with their ratings
+    (null where the catalog has none yet). Currents are magnitudes in A, temperatures in degC."""
+    return [UUTOut.model_validate(u, from_attributes=True) for u in service.get_uuts(session=session)]
 
 
 @router.get("/use-cases", response_model=list[UseCaseOut])

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from fastlims.catalog.models import BenchKind
+from fastlims.catalog.models import BenchKind, UutFormat
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -17,11 +17,96 @@ TEST_CODE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,63}$")
 class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    def cross_field_problems(self) -> list[tuple[str, str]]:
+        """(field, message) for rules that tie fields together; each field alone is already valid."""
+        return []
 
-class UUTRow(_Row):
+
+# Bounds keep hostile or mistyped files out (a 1e308 V limit is a typo, not a battery).
+Volts = Annotated[float, Field(ge=0, le=2000, allow_inf_nan=False)]
+Amperes = Annotated[float, Field(gt=0, le=100_000, allow_inf_nan=False)]
+Celsius = Annotated[float, Field(ge=-100, le=200, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=1, le=100_000)]
+
+# The ratings of a UUT, in the order of the catalog columns (Chemistry ... MaxTemperatureC); the
+# names are those of ``fastlims.procedures.ratings.UutRatings`` and of the API.
+RATING_FIELDS = (
+    "chemistry",
+    "format",
+    "series_count",
+    "parallel_count",
+    "nominal_capacity_Ah",
+    "nominal_voltage_V",
+    "min_voltage_V",
+    "max_voltage_V",
+    "max_charge_current_A",
+    "max_discharge_current_A",
+    "max_pulse_current_A",
+    "min_temperature_C",
+    "max_temperature_C",
+)
+
+
+class UutRatingsFields(BaseModel):
+    """The ratings as optional fields (a UUT may not have them yet); shared by the file row and the API."""
+
+    chemistry: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)] | None = None
+    format: UutFormat | None = Field(default=None, description="cell, module or pack")
+    series_count: Count | None = Field(default=None, description="cells in series")
+    parallel_count: Count | None = Field(default=None, description="cells in parallel")
+    nominal_capacity_Ah: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] | None = None
+    nominal_voltage_V: Volts | None = None
+    min_voltage_V: Volts | None = None
+    max_voltage_V: Volts | None = None
+    max_charge_current_A: Amperes | None = Field(default=None, description="magnitude, A")
+    max_discharge_current_A: Amperes | None = Field(default=None, description="magnitude, A")
+    max_pulse_current_A: Amperes | None = Field(default=None, description="magnitude, A (short pulses, e.g. 10 s)")
+    min_temperature_C: Celsius | None = None
+    max_temperature_C: Celsius | None = None
+
+    def has_ratings(self) -> bool:
+        return any(getattr(self, name) is not None for name in RATING_FIELDS)
+
+
+def rating_problems(values: UutRatingsFields) -> list[tuple[str, str]]:
+    """(field, message) for every broken rule between ratings: all or none given, min < max voltage
+    with the nominal voltage strictly inside, pulse current >= discharge current, min < max
+    temperature."""
+    if not values.has_ratings():
+        return []
+    problems = [
+        (name, f"missing: a UUT with ratings needs all {len(RATING_FIELDS)} of them, or none")
+        for name in RATING_FIELDS
+        if getattr(values, name) is None
+    ]
+    low, high, nominal = values.min_voltage_V, values.max_voltage_V, values.nominal_voltage_V
+    if low is not None and high is not None and low >= high:
+        problems.append(("min_voltage_V", f"{low} V must be below max_voltage_V ({high} V)"))
+    elif nominal is not None and low is not None and high is not None and not low < nominal < high:
+        problems.append(
+            ("nominal_voltage_V", f"{nominal} V must lie between min_voltage_V ({low} V) and max_voltage_V ({high} V)")
+        )
+    pulse, discharge = values.max_pulse_current_A, values.max_discharge_current_A
+    if pulse is not None and discharge is not None and pulse < discharge:
+        problems.append(("max_pulse_current_A", f"{pulse} A must be at least max_discharge_current_A ({discharge} A)"))
+    cold, hot = values.min_temperature_C, values.max_temperature_C
+    if cold is not None and hot is not None and cold >= hot:
+        problems.append(("min_temperature_C", f"{cold} degC must be below max_temperature_C ({hot} degC)"))
+    return problems
+
+
+class _UutIdentity(_Row):
     code: Code
     description: Text = ""
     is_active: bool = True
+
+
+class UUTRow(UutRatingsFields, _UutIdentity):
+    """A UUT in a catalog file (identity first, then ratings). Without any rating field, an import
+    leaves the stored ratings as they are (older files keep working); with one, all are required."""
+
+    def cross_field_problems(self) -> list[tuple[str, str]]:
+        return rating_problems(self)
 
 
 class UseCaseRow(_Row):
@@ -92,9 +177,13 @@ class ApplicabilityGroup(_Row):
 # --- API answers -------------------------------------------------------------------------
 
 
-class UUTOut(BaseModel):
+class _UutKey(BaseModel):
     code: str
     description: str
+
+
+class UUTOut(UutRatingsFields, _UutKey):
+    """A UUT and its ratings (null until the lab manager imports them)."""
 
 
 class UseCaseOut(BaseModel):

@@ -1,11 +1,32 @@
-"""Catalog queries: lookups by code and the applicability filter behind the New Request form."""
+"""Catalog queries: lookups by code, a UUT's ratings, and the applicability filter behind the New
+Request form."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fastlims.catalog.models import UUT, Standard, TestName, TestNameApplicability, UseCase
+from fastlims.catalog.schemas import RATING_FIELDS
+
+
+class NotFound(LookupError):
+    """A code the catalog does not hold (the web layer answers 404)."""
+
+
+class RatingsMissing(ValueError):
+    """The UUT exists but its ratings are not (all) in the catalog; the message names the missing
+    fields and how to add them."""
+
+    def __init__(self, code: str, missing: list[str]) -> None:
+        self.code = code
+        self.missing = missing
+        super().__init__(
+            f"UUT {code!r} has no ratings for {', '.join(missing)}: a lab manager adds them with"
+            " 'fastlims catalog export FILE', editing the UUT's row, then 'fastlims catalog import FILE'"
+        )
 
 
 def get_uuts(*, session: Session, active_only: bool = True) -> list[UUT]:
@@ -25,6 +46,25 @@ def get_standards(*, session: Session, active_only: bool = True) -> list[Standar
 
 def get_uut(*, session: Session, code: str) -> UUT | None:
     return session.scalar(select(UUT).where(UUT.code == code))
+
+
+def uut_ratings(*, session: Session, code: str) -> dict[str, Any]:
+    """The UUT's ratings with the names of ``fastlims.procedures.ratings.UutRatings`` (``code``,
+    ``chemistry``, ``format`` as "cell"/"module"/"pack", ..., ``max_temperature_C``), for inactive
+    UUTs too. Raises :class:`NotFound` for an unknown code and :class:`RatingsMissing` when the UUT
+    has no (or incomplete) ratings."""
+    uut = get_uut(session=session, code=code)
+    if uut is None:
+        raise NotFound(f"UUT {code!r} is not in the catalog")
+    values: dict[str, Any] = {name: getattr(uut, name) for name in RATING_FIELDS}
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise RatingsMissing(code, missing)
+    ratings: dict[str, Any] = {"code": uut.code, "chemistry": values["chemistry"], "format": values["format"].value}
+    ratings["series_count"] = int(values["series_count"])
+    ratings["parallel_count"] = int(values["parallel_count"])
+    ratings.update({name: float(values[name]) for name in RATING_FIELDS[4:]})  # the measured quantities
+    return ratings
 
 
 def get_use_case(*, session: Session, name: str) -> UseCase | None:

@@ -4,6 +4,8 @@ Import validates every row first and reports every problem with the file, the ro
 field; only a clean file touches the database, in one transaction, so nothing is half-imported.
 Import is an upsert by natural key (Code, or Name for use cases): running it twice changes nothing
 the second time. Rows absent from the file are left alone (deactivate with ``is_active: false``).
+A UUT row carries its ratings (all thirteen, checked against each other) or none: without them the
+stored ratings stay as they are, so a file written before the ratings existed still imports.
 """
 
 from __future__ import annotations
@@ -24,12 +26,14 @@ from sqlalchemy.orm import Session
 
 from fastlims.catalog.models import UUT, Standard, TestName, TestNameApplicability, UseCase
 from fastlims.catalog.schemas import (
+    RATING_FIELDS,
     ApplicabilityGroup,
     ApplicabilityRow,
     StandardRow,
     TestNameRow,
     UseCaseRow,
     UUTRow,
+    _Row,
 )
 
 FORMAT_TAG = "fastlims-catalog/1"
@@ -51,10 +55,11 @@ CSV_COLUMNS = [
     "uut",
     "use_case",
     "applicable",
+    *RATING_FIELDS,
 ]
 # Which CSV columns each record kind uses (the rest must be empty).
 CSV_FIELDS: dict[str, tuple[str, ...]] = {
-    "uut": ("code", "description", "is_active"),
+    "uut": ("code", "description", "is_active", *RATING_FIELDS),
     "use_case": ("name", "description", "is_active"),
     "standard": ("code", "name", "description", "is_active"),
     "test_name": (
@@ -118,6 +123,21 @@ class ImportReport:
         )
 
 
+def _validated(model: type[BaseModel], values: dict[str, Any], where: str, problems: list[str]) -> BaseModel | None:
+    """The row, or None after adding every problem of it (each field alone, then rules between fields)."""
+    try:
+        row = model.model_validate(values)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(where, exc))
+        return None
+    if isinstance(row, _Row):
+        found = row.cross_field_problems()
+        problems.extend(f"{where}: field '{name}': {message}" for name, message in found)
+        if found:
+            return None
+    return row
+
+
 def _pydantic_problems(where: str, exc: ValidationError) -> list[str]:
     problems = []
     for error in exc.errors():
@@ -164,10 +184,8 @@ def parse_yaml(text: str, path: str) -> CatalogDocument:
             key = item.get("code") or item.get("name") or item.get("test")
             if key:
                 where += f" ({key})"
-            try:
-                row = model.model_validate(item)
-            except ValidationError as exc:
-                problems.extend(_pydantic_problems(where, exc))
+            row = _validated(model, item, where, problems)
+            if row is None:
                 continue
             if isinstance(row, ApplicabilityGroup):
                 document.applicability.extend(Located(where, r) for r in row.expand())
@@ -220,10 +238,8 @@ def parse_csv(text: str, path: str) -> CatalogDocument:
             except json.JSONDecodeError as exc:
                 problems.append(f"{where}: field 'doe': not valid JSON: {exc}")
                 continue
-        try:
-            row = model.model_validate(values)
-        except ValidationError as exc:
-            problems.extend(_pydantic_problems(where, exc))
+        row = _validated(model, values, where, problems)
+        if row is None:
             continue
         getattr(document, section).append(Located(where, row))
     if problems:
@@ -318,7 +334,9 @@ def import_document(session: Session, document: CatalogDocument, path: str) -> I
     for located in document.uuts:
         row = located.row
         assert isinstance(row, UUTRow)
-        uuts[row.code] = _upsert(session, report, "uuts", uuts.get(row.code), UUT, row.model_dump())
+        # A row without ratings leaves the stored ones alone (see the module docstring).
+        values = row.model_dump(exclude=None if row.has_ratings() else set(RATING_FIELDS))
+        uuts[row.code] = _upsert(session, report, "uuts", uuts.get(row.code), UUT, values)
     for located in document.use_cases:
         row = located.row
         assert isinstance(row, UseCaseRow)
@@ -369,7 +387,7 @@ def import_file(session: Session, path: Path) -> ImportReport:
 
 def _snapshot(session: Session) -> dict[str, list[dict[str, Any]]]:
     uuts = [
-        UUTRow.model_validate(u, from_attributes=True).model_dump()
+        UUTRow.model_validate(u, from_attributes=True).model_dump(mode="json")
         for u in session.scalars(select(UUT).order_by(UUT.code))
     ]
     use_cases = [
@@ -433,6 +451,10 @@ def export_yaml(session: Session) -> str:
     for row in snapshot["test_names"]:
         if row["doe"] is None:
             del row["doe"]
+    for row in snapshot["uuts"]:
+        if all(row[name] is None for name in RATING_FIELDS):
+            for name in RATING_FIELDS:
+                del row[name]
     snapshot["applicability"] = _group_applicability(snapshot["applicability"])
     return yaml.safe_dump({"format": FORMAT_TAG, **snapshot}, sort_keys=False, allow_unicode=True, width=110)
 

@@ -167,12 +167,11 @@ def fmus_named_in(interconnection: bytes) -> set[str] | None:
     try:
         document = json.loads(interconnection.decode("utf-8-sig"))
         connections = document["FMU_signal_connections"]
-        names = set()
-        for connection in connections:
-            for field in ("InSignalReference", "OutSignalReference"):
-                reference = connection[field]
-                if isinstance(reference, str) and "/" in reference:
-                    names.add(reference.split("/", 1)[0])
-        return names
+        fields = ("InSignalReference", "OutSignalReference")
+        references = [connection[field] for connection in connections for field in fields]
+        ports = document.get("UUT_ports")
+        if isinstance(ports, dict):  # a port role may name an FMU that no connection names
+            references += list(ports.values())
+        return {r.split("/", 1)[0] for r in references if isinstance(r, str) and "/" in r}
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

@@ -11,7 +11,8 @@ ELF/Mach-O/PE file for this machine; and FMPy's own validation.
 ``inter_connection.json`` is checked against its JSON Schema (:class:`.schemas.InterConnection`,
 the seed's ``FMU_signal_connections`` shape); every ``FMU_name/Port`` must name an FMU of the set
 (its file name without ``.fmu``) and a variable of it; each connection must go from an output to
-an input of a compatible type; no input may be driven twice.
+an input of a compatible type; no input may be driven twice. Its optional ``UUT_ports`` and
+``current_sign`` are checked by :mod:`.ports` (role, causality, not driven, unit).
 """
 
 from __future__ import annotations
@@ -22,32 +23,30 @@ import re
 import stat
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from fastlims.intake.interface import FmuInterface, FmuVariable, Problem
 from fastlims.intake.layout import FMU_SUFFIX, INTERCONNECTION
+from fastlims.intake.ports import PORT_KEYS, check_uut_ports
 from fastlims.intake.schemas import InterConnection
 
+__all__ = [
+    "FmuInterface",
+    "FmuVariable",
+    "Platform",
+    "Problem",
+    "ZipLimits",
+    "check_fmu",
+    "check_interconnection",
+    "compatible",
+    "summary",
+    "validate_upload_set",
+]
+
 MODEL_DESCRIPTION = "modelDescription.xml"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with one file (and, where it is about one, the variable or reference)."""
-
-    file: str
-    variable: str | None
-    message: str
-    code: str = ""
-
-    def __str__(self) -> str:
-        where = f"{self.file} ({self.variable})" if self.variable else self.file
-        return f"{where}: {self.message}"
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {"file": self.file, "variable": self.variable, "message": self.message, "code": self.code}
 
 
 @dataclass(frozen=True)
@@ -80,22 +79,6 @@ class Platform:
 
         machine = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}.get(std_platform.machine().lower())
         return cls(fmpy.platform, fmpy.platform_tuple, fmpy.sharedLibraryExtension, machine)
-
-
-@dataclass(frozen=True)
-class FmuVariable:
-    name: str
-    causality: str
-    type: str
-
-
-@dataclass
-class FmuInterface:
-    """What the interconnection check needs to know about an FMU."""
-
-    fmi_version: str
-    model_identifier: str
-    variables: dict[str, FmuVariable] = field(default_factory=dict)
 
 
 # --- FMU ---------------------------------------------------------------------------------------
@@ -335,25 +318,58 @@ _FMI3_TYPES = {
 _FMI2_TYPES = {"Real", "Integer", "Boolean", "String", "Enumeration"}
 
 
+def _declared_units(root: object, version: str) -> dict[str, str]:
+    """Unit of each type definition that gives one (a variable without its own unit inherits it)."""
+    units: dict[str, str] = {}
+    definitions = root.find("TypeDefinitions")  # type: ignore[attr-defined]
+    if definitions is None:
+        return units
+    for element in definitions:
+        if not isinstance(element.tag, str):
+            continue
+        # FMI 2: <SimpleType name><Real unit/></SimpleType>; FMI 3: <Float64Type name unit/>.
+        holder = next((c for c in element if isinstance(c.tag, str)), None) if version == "2.0" else element
+        name, unit = element.get("name"), holder.get("unit") if holder is not None else None
+        if name and unit:
+            units[name] = unit
+    return units
+
+
 def _variables(root: object, version: str) -> list[FmuVariable]:
     found: list[FmuVariable] = []
     model_variables = root.find("ModelVariables")  # type: ignore[attr-defined]
     if model_variables is None:
         return found
+    declared = _declared_units(root, version)
     for element in model_variables:
         if not isinstance(element.tag, str):
             continue  # comments
         if version == "2.0":
             if element.tag != "ScalarVariable":
                 continue
-            kind = next((c.tag for c in element if isinstance(c.tag, str) and c.tag in _FMI2_TYPES), "")
+            typed = next((c for c in element if isinstance(c.tag, str) and c.tag in _FMI2_TYPES), None)
+            kind = typed.tag if typed is not None else ""
+            default_variability = "continuous"
         else:
             if element.tag not in _FMI3_TYPES:
                 continue
-            kind = element.tag
+            typed, kind = element, element.tag
+            default_variability = "continuous" if kind in ("Float32", "Float64") else "discrete"
         name = element.get("name")
-        if name:
-            found.append(FmuVariable(name=name, causality=element.get("causality", "local"), type=kind))
+        if not name:
+            continue
+        unit = (typed.get("unit") if typed is not None else None) or ""
+        if not unit and typed is not None:
+            unit = declared.get(typed.get("declaredType") or "", "")
+        found.append(
+            FmuVariable(
+                name=name,
+                causality=element.get("causality", "local"),
+                type=kind,
+                unit=unit,
+                variability=element.get("variability", default_variability),
+            )
+        )
     return found
 
 
@@ -458,19 +474,18 @@ def _check_interconnection(name: str, path: Path, fmus: Mapping[str, FmuInterfac
         document = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [Problem(name, None, f"is not valid JSON: {exc}", "json-invalid")]
+    if not isinstance(document, dict):
+        return _schema_problems(name, document)
+    # The UUT port roles are checked on their own (ports.py), so that a bad role does not hide the
+    # connections' problems, nor the reverse.
+    port_part = {key: document.pop(key) for key in PORT_KEYS if key in document}
     try:
         parsed = InterConnection.model_validate(document)
-    except ValidationError as exc:
-        return [
-            Problem(
-                name,
-                None,
-                f"does not match the inter_connection.json schema: {_location(error['loc']) or 'document'}:"
-                f" {error['msg'].removeprefix('Value error, ')}",
-                "schema",
-            )
-            for error in exc.errors()
-        ]
+    except ValidationError:
+        listed = document.get("FMU_signal_connections")
+        items = listed if isinstance(listed, list) else []
+        driven = {str(c.get("InSignalReference")) for c in items if isinstance(c, dict)}
+        return _schema_problems(name, document) + check_uut_ports(name, port_part, fmus, driven)
     problems: list[Problem] = []
     known_fmus = ", ".join(sorted(fmus)) or "none"
     drivers: dict[str, list[str]] = {}
@@ -548,7 +563,24 @@ def _check_interconnection(name: str, path: Path, fmus: Mapping[str, FmuInterfac
                     "driven-twice",
                 )
             )
-    return problems
+    return problems + check_uut_ports(name, port_part, fmus, set(drivers))
+
+
+def _schema_problems(name: str, document: object) -> list[Problem]:
+    try:
+        InterConnection.model_validate(document)
+    except ValidationError as exc:
+        return [
+            Problem(
+                name,
+                None,
+                f"does not match the inter_connection.json schema: {_location(error['loc']) or 'document'}:"
+                f" {error['msg'].removeprefix('Value error, ')}",
+                "schema",
+            )
+            for error in exc.errors()
+        ]
+    return []
 
 
 def _location(loc: tuple[object, ...]) -> str:

@@ -15,6 +15,7 @@ import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
@@ -26,7 +27,27 @@ log = logging.getLogger(__name__)
 
 # The system the reference DT hands out for every request: the cycler drives the cell's current.
 MODELS = {"Cell": "battery_cell", "Cycler": "cycler"}
-CONNECTIONS = [{"InSignalReference": "Cell/I", "OutSignalReference": "Cycler/current"}]
+
+
+def interconnection(cell: str = "Cell", cycler: str = "Cycler") -> dict[str, Any]:
+    """The reference set's ``inter_connection.json`` for FMUs named ``cell`` and ``cycler``.
+
+    A procedure drives the cycler's ``current_setpoint`` input (the cycler's default mode follows
+    it) and the cycler passes that current to the cell; voltage, temperature and SOC are the
+    cell's outputs; the ambient temperature is the cell's tunable parameter ``T_ambient_K``. Both
+    FMUs count current positive on discharge.
+    """
+    return {
+        "FMU_signal_connections": [{"InSignalReference": f"{cell}/I", "OutSignalReference": f"{cycler}/current"}],
+        "UUT_ports": {
+            "current": f"{cycler}/current_setpoint",
+            "voltage": f"{cell}/V",
+            "temperature": f"{cell}/T",
+            "soc": f"{cell}/SOC",
+            "ambient_temperature": f"{cell}/T_ambient_K",
+        },
+        "current_sign": "discharge_positive",
+    }
 
 
 @dataclass(frozen=True)
@@ -123,9 +144,9 @@ class ReferenceDigitalTwin:
 
     def _prepare(self, scratch: Path) -> list[Path]:
         files = [build_fmu(model, self.fmu_version, scratch, name=name) for name, model in MODELS.items()]
-        interconnection = scratch / "inter_connection.json"
-        interconnection.write_text(json.dumps({"FMU_signal_connections": CONNECTIONS}, indent=2))
-        return [*files, interconnection]
+        interconnection_file = scratch / "inter_connection.json"
+        interconnection_file.write_text(json.dumps(interconnection(), indent=2))
+        return [*files, interconnection_file]
 
     async def _upload(self, test_uuid: str, files: list[Path]) -> None:
         async with (

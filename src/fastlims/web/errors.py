@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from fastlims.catalog import service as catalog
 from fastlims.requests.service import Forbidden, NotFound, RequestInvalid
 from fastlims.requests.states import IllegalTransition
 
@@ -17,6 +18,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(catalog.NotFound)
+    async def _catalog_not_found(_: Request, exc: catalog.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(Forbidden)

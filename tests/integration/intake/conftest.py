@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from fastlims.bootstrap import System
 from fastlims.intake.service import Intake, intake_of
+from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.peers.fmus import build_fmu
 from tests.integration.intake.azurite import Azurite, start_azurite
 from tests.integration.intake.helpers import LoopThread, ModelFiles, RunningIntake, start_intake
@@ -17,15 +19,14 @@ from tests.services import missing
 from tests.unit.intake.fmu_factory import build_fmu as own_fmu
 from tests.unit.intake.fmu_factory import interconnection
 
-REFERENCE_CONNECTIONS = [{"InSignalReference": "battery_cell/I", "OutSignalReference": "cycler/current"}]
-
 
 def _reference_set(out: Path, fmi_version: str) -> ModelFiles:
-    """The reference battery cell and cycler (fastlims.peers.fmus), as a Digital Twin would send them."""
+    """The reference battery cell and cycler (fastlims.peers.fmus), as a Digital Twin would send
+    them: the connection and the UUT port roles of the reference peer."""
     return ModelFiles(
         build_fmu("battery_cell", fmi_version, out, name="battery_cell").read_bytes(),
         build_fmu("cycler", fmi_version, out, name="cycler").read_bytes(),
-        interconnection(REFERENCE_CONNECTIONS),
+        json.dumps(reference_interconnection("battery_cell", "cycler"), indent=2).encode(),
     )
 
 

@@ -61,3 +61,5 @@ def test_refusals_store_nothing(system: System, client: TestClient, fmi2_set: Mo
 def test_the_interconnection_schema_is_published(client: TestClient) -> None:
     schema = client.get("/api/schemas/inter_connection.json").json()
     assert "FMU_signal_connections" in schema["properties"]
+    assert {"UUT_ports", "current_sign"} <= set(schema["properties"])
+    assert schema["$defs"]["UutPorts"]["required"] == ["current", "voltage"]

@@ -3,6 +3,7 @@ damage's own reason, and every file of the set ends in quarantine/<test_UUID>/ w
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -54,3 +55,20 @@ def test_wrong_interconnection_fails_the_request_and_is_quarantined(
     request = new_request(system)
     files = {**factory_set.files(), "inter_connection.json": fault.document}
     _assert_failed_and_quarantined(system, intake, request.test_uuid, files, fault.code, fault.fragment)
+
+
+def test_wrong_uut_ports_fail_the_request_at_model_requested(
+    system: System, intake: Intake, fmi2_set: ModelFiles
+) -> None:
+    """The reference FMUs with a role on the cell's current input, which the cycler already drives:
+    the set is quarantined at upload, the request Failed from ModelRequested (not later, at Running)."""
+    request = new_request(system)
+    document = json.loads(fmi2_set.interconnection)
+    document["UUT_ports"]["current"] = "battery_cell/I"
+    files = {**fmi2_set.files(), "inter_connection.json": json.dumps(document).encode()}
+    fragment = "UUT_ports.current 'battery_cell/I' is already driven by a connection"
+    _assert_failed_and_quarantined(system, intake, request.test_uuid, files, "port-driven", fragment)
+    row = request_row(system, request.test_uuid)
+    assert [(e[1], e[2]) for e in row["events"] if e[2] == "Failed"] == [("ModelRequested", "Failed")]
+    [(_, reason)] = quarantined(intake, request.test_uuid)
+    assert [p["variable"] for p in reason["problems"]] == ["battery_cell/I"]

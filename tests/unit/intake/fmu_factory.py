@@ -29,6 +29,8 @@ class Var:
     causality: str  # input | output | parameter
     type: str = "Real"  # Real | Integer | Boolean
     start: float = 0.0
+    unit: str = ""  # declared on the variable when given
+    variability: str = ""  # FMI's; "" = the factory's default (continuous/discrete, parameters fixed)
 
 
 @dataclass(frozen=True)
@@ -177,11 +179,19 @@ def c_source(model: Model, version: int) -> str:
 # --- model description --------------------------------------------------------------------------
 
 
+def _unit_definitions(model: Model) -> str:
+    """FMPy wants every unit a variable names defined (the checks read only the name)."""
+    units = sorted({v.unit for v in model.variables if v.unit})
+    if not units:
+        return ""
+    return "  <UnitDefinitions>" + "".join(f'<Unit name="{u}"/>' for u in units) + "</UnitDefinitions>\n"
+
+
 def model_description(model: Model, version: int, token: str) -> str:
     if version == 2:
         rows = []
         for index, v in enumerate(model.variables):
-            variability = (
+            variability = v.variability or (
                 "continuous"
                 if v.type == "Real" and v.causality != "parameter"
                 else ("fixed" if v.causality == "parameter" else "discrete")
@@ -189,9 +199,10 @@ def model_description(model: Model, version: int, token: str) -> str:
             initial = ' initial="exact"' if v.causality in ("output", "parameter") else ""
             start = int(v.start) if v.type != "Real" else v.start
             start_text = ("true" if start else "false") if v.type == "Boolean" else start
+            unit = f' unit="{v.unit}"' if v.unit else ""
             rows.append(
                 f'    <ScalarVariable name="{v.name}" valueReference="{index}" causality="{v.causality}"'
-                f' variability="{variability}"{initial}><{v.type} start="{start_text}"/></ScalarVariable>'
+                f' variability="{variability}"{initial}><{v.type}{unit} start="{start_text}"/></ScalarVariable>'
             )
         outputs = "".join(
             f'<Unknown index="{i + 1}"/>' for i, v in enumerate(model.variables) if v.causality == "output"
@@ -201,7 +212,8 @@ def model_description(model: Model, version: int, token: str) -> str:
             f'<fmiModelDescription fmiVersion="2.0" modelName="{model.name}" guid="{token}"'
             ' generationTool="fastlims tests" variableNamingConvention="flat" numberOfEventIndicators="0">\n'
             f'  <CoSimulation modelIdentifier="{model.name}" canHandleVariableCommunicationStepSize="true"/>\n'
-            '  <DefaultExperiment startTime="0" stopTime="10" stepSize="1"/>\n'
+            + _unit_definitions(model)
+            + '  <DefaultExperiment startTime="0" stopTime="10" stepSize="1"/>\n'
             "  <ModelVariables>\n" + "\n".join(rows) + "\n  </ModelVariables>\n"
             f"  <ModelStructure><Outputs>{outputs}</Outputs></ModelStructure>\n"
             "</fmiModelDescription>\n"
@@ -211,9 +223,13 @@ def model_description(model: Model, version: int, token: str) -> str:
     for index, v in enumerate(model.variables):
         kind = types3[v.type]
         variability = (
-            ""
-            if v.type == "Real" and v.causality != "parameter"
-            else (' variability="fixed"' if v.causality == "parameter" else ' variability="discrete"')
+            f' variability="{v.variability}"'
+            if v.variability
+            else (
+                ""
+                if v.type == "Real" and v.causality != "parameter"
+                else (' variability="fixed"' if v.causality == "parameter" else ' variability="discrete"')
+            )
         )
         initial = ' initial="exact"' if v.causality in ("output", "parameter") else ""
         start = (
@@ -221,9 +237,10 @@ def model_description(model: Model, version: int, token: str) -> str:
             if v.type == "Boolean"
             else (int(v.start) if v.type == "Integer" else v.start)
         )
+        unit = f' unit="{v.unit}"' if v.unit else ""
         rows.append(
             f'    <{kind} name="{v.name}" valueReference="{index}" causality="{v.causality}"'
-            f'{variability}{initial} start="{start}"/>'
+            f'{variability}{initial}{unit} start="{start}"/>'
         )
     outputs = "".join(
         f'<Output valueReference="{i}"/>' for i, v in enumerate(model.variables) if v.causality == "output"
@@ -233,7 +250,8 @@ def model_description(model: Model, version: int, token: str) -> str:
         f'<fmiModelDescription fmiVersion="3.0" modelName="{model.name}" instantiationToken="{token}"'
         ' generationTool="fastlims tests">\n'
         f'  <CoSimulation modelIdentifier="{model.name}" canHandleVariableCommunicationStepSize="true"/>\n'
-        '  <DefaultExperiment startTime="0" stopTime="10" stepSize="1"/>\n'
+        + _unit_definitions(model)
+        + '  <DefaultExperiment startTime="0" stopTime="10" stepSize="1"/>\n'
         "  <ModelVariables>\n" + "\n".join(rows) + "\n  </ModelVariables>\n"
         f"  <ModelStructure>{outputs}</ModelStructure>\n"
         "</fmiModelDescription>\n"

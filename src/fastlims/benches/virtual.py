@@ -47,6 +47,7 @@ from dbos import DBOS
 from sqlalchemy import select, update
 
 from fastlims.config import Settings
+from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging.schemas import RunEvent
@@ -488,8 +489,6 @@ class _Tracker:
 
 def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
     """The run's state and summary; then the request's status when this run decides it."""
-    from fastlims.pipeline.steps import _lock
-
     ctx = context()
     run_id, uuid = order["run_id"], order["test_UUID"]
     status = outcome["status"]
@@ -500,7 +499,7 @@ def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any
             summary = json.loads(ctx.storage.get(outcome["summary"]))
     final = None
     with ctx.database.transaction() as session:
-        _lock(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
+        locks.hold(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
         session.execute(
             update(ScheduledRun)
             .where(ScheduledRun.run_id == run_id)

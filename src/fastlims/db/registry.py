@@ -2,6 +2,7 @@
 
 from fastlims.benches import registry as bench_models  # noqa: F401
 from fastlims.catalog import models as catalog_models  # noqa: F401
+from fastlims.db import locks  # noqa: F401
 from fastlims.db.base import Base
 from fastlims.intake import models as intake_models  # noqa: F401
 from fastlims.messaging import models as messaging_models  # noqa: F401

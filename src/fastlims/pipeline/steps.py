@@ -22,11 +22,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fastlims.benches import registry
 from fastlims.config import Settings
+from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.doe import DoeError, design, design_to_json, expected_duration_s, resolve_factors
 from fastlims.intake import layout
@@ -36,7 +36,7 @@ from fastlims.messaging import outbox
 from fastlims.messaging.schemas import BenchCommand, seed_time
 from fastlims.pipeline import durable, files, plan
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError
-from fastlims.pipeline.models import Channel, Lock, RunState, ScheduledRun
+from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.pipeline.pause import PausePoints
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
@@ -310,17 +310,6 @@ def _bookings(session: Session, *, after: datetime, exclude: str | None = None) 
     return [plan.Booking(r.run_id, r.bench, r.start_at, r.end_at) for r in session.scalars(query)]
 
 
-def _lock(session: Session, name: str) -> None:
-    """Serialise this transaction with every other holder of ``name`` (see models.Lock)."""
-    result = session.execute(update(Lock).where(Lock.name == name).values(version=Lock.version + 1))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        try:
-            with session.begin_nested():
-                session.add(Lock(name=name, version=1))
-        except IntegrityError:  # created by another transaction meanwhile: take it
-            session.execute(update(Lock).where(Lock.name == name).values(version=Lock.version + 1))
-
-
 def _schedule_metadata(meta: Metadata, rows: list[ScheduledRun], request: TestRequest, solver: str) -> Metadata:
     return {
         **meta,
@@ -429,11 +418,11 @@ def schedule(ctx: StepContext, meta: Metadata) -> Metadata:
                     finally:
                         ctx.schedule_lock.acquire()
                 with ctx.database.transaction() as session:
-                    _lock(session, BOOKING_LOCK)
+                    locks.hold(session, BOOKING_LOCK)
                     metadata = book(session, *proposal)
             else:
                 with ctx.database.transaction() as session:
-                    _lock(session, BOOKING_LOCK)
+                    locks.hold(session, BOOKING_LOCK)
                     metadata = book(session, *propose(session))
             if metadata is not None:
                 break

@@ -46,14 +46,15 @@ from typing import Any, Protocol
 from dbos import DBOS
 from sqlalchemy import select, update
 
+from fastlims.benches import registry
 from fastlims.config import Settings
 from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging.schemas import RunEvent
 from fastlims.messaging.topics import Topics
-from fastlims.pipeline import durable
 from fastlims.pipeline.models import RunState, ScheduledRun
+from fastlims.pipeline.run_lifecycle import run_started
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import TERMINAL, Status
@@ -220,12 +221,10 @@ def concurrency(settings: Settings) -> int:
 
 def bench_queues(database: Database, settings: Settings) -> list[str]:
     """The queues of every virtual bench a schedule may use (the registry's, else the defaults)."""
-    from fastlims.benches import registry
-
     with database.transaction() as session:
         named = [r.name for r in registry.get_all(session=session) if r.kind == registry.Kind.virtual]
     names = named or registry.default_virtual_names(settings.pipeline_virtual_benches)
-    return [durable.bench_queue(name) for name in names]
+    return [registry.bench_queue(name) for name in names]
 
 
 def listen(engine: Any, queues: list[str]) -> None:
@@ -339,8 +338,6 @@ def _set_run_state(ctx: BenchContext, run_id: str, state: str) -> None:
 
 def start_step(order: dict[str, Any]) -> dict[str, Any]:
     """Record the run started (and the request Running), unless the request stopped meanwhile."""
-    from fastlims.pipeline.service import run_started
-
     ctx = context()
     status = _status(ctx, order["test_UUID"])
     if status in (Status.Cancelled, Status.Failed, Status.Completed):
@@ -377,7 +374,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
     """Run the simulation and store its results; returns the outcome (small JSON)."""
     from fastlims.benches import results
     from fastlims.benches.cosim import CosimError, SimulationSpec, load_system, run_in_subprocess
-    from fastlims.pipeline import files
+    from fastlims.intake import files
 
     ctx = context()
     settings = ctx.settings
@@ -547,7 +544,7 @@ def _step(name: str, function: Callable[..., Any], *args: Any) -> Any:
     return DBOS.run_step({"name": f"virtual.{name}"}, function, *args)
 
 
-@DBOS.workflow(name=durable.VIRTUAL_RUN_WORKFLOW)
+@DBOS.workflow(name=registry.VIRTUAL_RUN_WORKFLOW)
 def virtual_run(order: dict[str, Any]) -> dict[str, Any]:
     """One virtual run (``order``: :func:`fastlims.pipeline.steps.run_order`); returns its outcome."""
     scheduled = _parse_time(order.get("scheduled_start") or order["bench_start"])

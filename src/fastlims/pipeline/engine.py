@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from sqlalchemy.pool import NullPool
 
 from fastlims import __version__
+from fastlims.benches import registry
 from fastlims.config import Settings
 from fastlims.db.engine import Database
 from fastlims.intake.processor import ModelReady
@@ -133,7 +134,7 @@ class ClientDispatcher:
         with client._sys_db.engine.begin() as connection:  # noqa: SLF001
             for run in runs:
                 options = EnqueueOptions(
-                    workflow_name=durable.VIRTUAL_RUN_WORKFLOW,
+                    workflow_name=registry.VIRTUAL_RUN_WORKFLOW,
                     queue_name=run.queue,
                     workflow_id=run.key,
                     app_version=self.engine.identity.application_version,

@@ -11,17 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
 from fastlims.pipeline.engine import PipelineEngine
-from fastlims.pipeline.models import RunState, ScheduledRun
-from fastlims.requests import service as requests
-from fastlims.requests.states import Status
-from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -109,25 +101,3 @@ async def run_worker(engine: PipelineEngine) -> None:
         await stop.wait()
     finally:
         await service.stop()
-
-
-def run_started(*, session: Session, run_id: str, at: datetime | None = None, actor: str = "bench") -> ScheduledRun:
-    """A bench started a dispatched run: record it, and move the request from ScheduleReady to
-    Running with its first run (later runs leave it Running). For the bench workers/gateway."""
-    run = session.scalar(select(ScheduledRun).where(ScheduledRun.run_id == run_id))
-    if run is None:
-        raise LookupError(f"no scheduled run has run_id {run_id!r}")
-    if run.started_at is None:
-        run.started_at = at or utcnow()
-        run.state = RunState.running.value
-    request = requests.get_by_uuid(session=session, test_uuid=run.test_uuid)
-    if Status(request.status) is Status.ScheduleReady:
-        requests.change_status(
-            session=session,
-            request=request,
-            target=Status.Running,
-            actor=actor,
-            expected=Status.ScheduleReady,
-            reason=f"run {run_id} started on {run.bench}",
-        )
-    return run

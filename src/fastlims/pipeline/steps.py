@@ -4,9 +4,9 @@ metadata``. The workflow (:mod:`.workflow`) runs each as a DBOS step; tests call
 Metadata in and out is small JSON (ids, storage keys, counts, flags: under 10 KB, checked);
 files stay in storage (the seed's payload exchange). Every step may run again after a crash
 (DBOS re-runs a step that did not record its result), so every effect is idempotent: files are
-written whole under fixed names (:mod:`.files`), status moves say which state they expect,
-bookings and dispatches are rows with unique keys, and a virtual run's queue entry has the
-run's idempotency key as its workflow id.
+written whole under fixed names (:mod:`fastlims.intake.files`), status moves say which state
+they expect, bookings and dispatches are rows with unique keys, and a virtual run's queue entry
+has the run's idempotency key as its workflow id.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ from fastlims.config import Settings
 from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.doe import DoeError, design, design_to_json, expected_duration_s, resolve_factors
-from fastlims.intake import layout
+from fastlims.intake import files, layout
 from fastlims.intake.service import Intake
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging import outbox
 from fastlims.messaging.schemas import BenchCommand, seed_time
-from fastlims.pipeline import durable, files, plan
+from fastlims.pipeline import durable, plan
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError
 from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.pipeline.pause import PausePoints
@@ -519,7 +519,7 @@ def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
             ctx.dispatcher.enqueue_virtual(
                 [
                     VirtualRun(
-                        queue=durable.bench_queue(row.bench),
+                        queue=registry.bench_queue(row.bench),
                         key=row.idempotency_key,
                         order=run_order(row, meta),
                         delay_s=max(0.0, (row.start_at - now).total_seconds()),

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from fastlims.benches import virtual
+from fastlims.benches import registry, virtual
 from fastlims.bootstrap import System
 from fastlims.messaging.models import MqttRole
 from fastlims.pipeline import durable
@@ -132,7 +132,7 @@ class Bench:
             session.flush()
             queued = [
                 VirtualRun(
-                    queue=durable.bench_queue(r.bench),
+                    queue=registry.bench_queue(r.bench),
                     key=r.idempotency_key,
                     order={**run_order(r, meta), **order_extra},
                     delay_s=0.0,

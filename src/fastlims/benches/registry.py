@@ -1,13 +1,12 @@
 """The bench registry: which benches exist, their kind, capabilities and working calendar.
 
-Kept small on purpose (the bench issues build on it): one table, ``Benches``, the functions the
-scheduler needs, and the names the pipeline's dispatch and the virtual bench worker share (a
-virtual bench's queue, the virtual run's workflow): the registry is their go-between. A virtual
-bench runs around the clock unless its calendar says otherwise; a physical bench without a
-calendar works the lab's office hours (Monday–Friday 08:00–18:00 in ``FASTLIMS_TIMEZONE``). When
-the registry lists no active virtual bench, the pipeline schedules on ``virtual-1`` …
-``virtual-N`` (``FASTLIMS_PIPELINE_VIRTUAL_BENCHES``), so a fresh installation can plan virtual
-tests at once.
+Kept small on purpose (the bench issues build on it): one table, ``Benches``, and the functions
+the scheduler needs. A virtual bench runs around the clock unless its calendar says otherwise; a
+physical bench without a calendar works the lab's office hours (Monday–Friday 08:00–18:00 in
+``FASTLIMS_TIMEZONE``). When the registry lists no active virtual bench, the pipeline schedules
+on ``virtual-1`` … ``virtual-N`` (``FASTLIMS_PIPELINE_VIRTUAL_BENCHES``), so a fresh installation
+can plan virtual tests at once. The pipeline gets the benches a schedule may use from
+:func:`schedulable`, handed to it by the composition root.
 
 Calendar JSON (all keys optional)::
 
@@ -34,19 +33,6 @@ from fastlims.timeutil import utcnow
 
 if TYPE_CHECKING:  # the solvers (OR-Tools) load only when a schedule is made, not with the tables
     from fastlims.scheduling import Bench, Calendar
-
-
-#: Queue of one virtual bench: ``bench-<name>``; its consumer (the virtual bench worker) runs
-#: :data:`VIRTUAL_RUN_WORKFLOW` for each run the pipeline's dispatch hands to it.
-BENCH_QUEUE_PREFIX = "bench-"
-
-#: The durable workflow name virtual runs are enqueued under (implemented by the virtual bench worker).
-VIRTUAL_RUN_WORKFLOW = "fastlims.benches.virtual_run"
-
-
-def bench_queue(bench: str) -> str:
-    """The work queue of virtual bench ``bench``: where dispatch puts its runs."""
-    return f"{BENCH_QUEUE_PREFIX}{bench}"
 
 
 class Kind(enum.StrEnum):
@@ -187,3 +173,9 @@ def scheduling_benches(records: Sequence[BenchRecord], *, default_virtual: int, 
     if not any(b.kind == "virtual" for b in benches):
         benches += [Bench(bench_id=n, kind="virtual", name=n) for n in default_virtual_names(default_virtual)]
     return benches
+
+
+def schedulable(session: Session, *, default_virtual: int, zone: str) -> list[Bench]:
+    """:func:`scheduling_benches` of the registry as ``session`` sees it (what the pipeline's
+    schedule step is given as its ``BenchLookup``)."""
+    return scheduling_benches(get_all(session=session), default_virtual=default_virtual, zone=zone)

@@ -1,7 +1,6 @@
 """Pure names and addresses of the durable-workflow engine: the DBOS system database URL, the
-pinned application version, this process's executor id, workflow ids and idempotency keys. A
-virtual bench's queue and the virtual run's workflow name are the bench registry's
-(:mod:`fastlims.benches.registry`).
+pinned application version, this process's executor id, workflow ids, idempotency keys, and
+the queue and workflow names under which dispatch hands runs to the virtual benches.
 
 No I/O: everything is derived from the settings' values, so a test or the CLI can compute the
 same names as the running process.
@@ -24,6 +23,13 @@ APPLICATION_NAME = "fastlims"
 
 #: The queue every pipeline workflow runs from; any process that launched the engine takes work.
 PIPELINE_QUEUE = "pipeline"
+
+#: Queue of one virtual bench: ``bench-<name>``; its consumer (the virtual bench worker) runs
+#: :data:`VIRTUAL_RUN_WORKFLOW` for each run handed to it.
+BENCH_QUEUE_PREFIX = "bench-"
+
+#: The workflow name virtual runs are enqueued under (implemented by the virtual bench worker).
+VIRTUAL_RUN_WORKFLOW = "fastlims.benches.virtual_run"
 
 #: The workflow name of the per-request pipeline.
 PIPELINE_WORKFLOW = "fastlims.pipeline.request"
@@ -52,6 +58,11 @@ def global_run_id(test_uuid: str, design_run_id: str) -> str:
 def idempotency_key(workflow: str, run_id: str) -> str:
     """What the bench queue and physical benches de-duplicate a dispatched run on."""
     return f"{workflow}:{run_id}"
+
+
+def bench_queue(bench: str) -> str:
+    """The work queue of virtual bench ``bench``: where dispatch puts its runs."""
+    return f"{BENCH_QUEUE_PREFIX}{bench}"
 
 
 def application_version(package_version: str, pinned: str | None = None) -> str:

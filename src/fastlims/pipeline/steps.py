@@ -24,7 +24,6 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from fastlims.benches import registry
 from fastlims.config import Settings
 from fastlims.db import locks
 from fastlims.db.engine import Database
@@ -41,7 +40,7 @@ from fastlims.pipeline.pause import PausePoints
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import TERMINAL, IllegalTransition, Status
-from fastlims.scheduling import InfeasibleError, NoScheduleFoundError, SolverUnavailableError, solve
+from fastlims.scheduling import Bench, InfeasibleError, NoScheduleFoundError, SolverUnavailableError, solve
 from fastlims.scheduling.export import gantt_svg, request_summaries, schedule_to_json
 from fastlims.timeutil import utcnow
 
@@ -73,6 +72,14 @@ class VirtualRun:
     delay_s: float
 
 
+class BenchLookup(Protocol):
+    def __call__(self, session: Session) -> list[Bench]:
+        """The benches a schedule may use, as ``session`` sees the bench registry.
+
+        The composition root gives the pipeline ``fastlims.benches.registry.schedulable``: the
+        pipeline never imports the benches (they report back through the scheduled runs)."""
+
+
 class VirtualDispatcher(Protocol):
     def enqueue_virtual(self, runs: list[VirtualRun]) -> None:
         """Queue each run for its bench, once per key however often it is called (all or none)."""
@@ -83,6 +90,7 @@ class StepContext:
     settings: Settings
     database: Database
     intake: Intake
+    benches: BenchLookup
     dispatcher: VirtualDispatcher
     pause: PausePoints = field(default_factory=lambda: PausePoints(None, None))
     clock: Callable[[], datetime] = utcnow
@@ -346,9 +354,7 @@ def schedule(ctx: StepContext, meta: Metadata) -> Metadata:
             teardown_minutes=request.test.teardown_minutes or 0,
             may_pause=bool(request.test.pausable),
         )
-        benches = registry.scheduling_benches(
-            registry.get_all(session=session), default_virtual=settings.pipeline_virtual_benches, zone=settings.timezone
-        )
+        benches = ctx.benches(session)
         request_id = request.id
     try:
         runs = plan.runs_from_document(_read_json(ctx.storage, meta["runs_file"], "schedule"))
@@ -519,7 +525,7 @@ def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
             ctx.dispatcher.enqueue_virtual(
                 [
                     VirtualRun(
-                        queue=registry.bench_queue(row.bench),
+                        queue=durable.bench_queue(row.bench),
                         key=row.idempotency_key,
                         order=run_order(row, meta),
                         delay_s=max(0.0, (row.start_at - now).total_seconds()),

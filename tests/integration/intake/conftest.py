@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fastlims.bootstrap import System
-from fastlims.intake.service import Intake, intake_of
+from fastlims.intake.service import Intake
 from fastlims.peers.fmus import build_fmu
 from tests.integration.intake.azurite import Azurite, start_azurite
 from tests.integration.intake.helpers import LoopThread, ModelFiles, RunningIntake, start_intake
@@ -50,7 +50,7 @@ def factory_set(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
 
 @pytest.fixture
 def intake(system: System) -> Intake:
-    return intake_of(system)
+    return system.intake
 
 
 @pytest.fixture

@@ -200,7 +200,7 @@ def check_outputs_once(system: System, storage: BlobStorage, test_uuid: str, cli
             assert physical[b.idempotency_key] == 1 and virtual[b.idempotency_key] == 0, b.run_id
         else:
             assert virtual[b.idempotency_key] == 1 and physical[b.idempotency_key] == 0, b.run_id
-            assert queued[[w.workflow_id for w in queued].index(b.idempotency_key)].queue_name == registry.bench_queue(
+            assert queued[[w.workflow_id for w in queued].index(b.idempotency_key)].queue_name == durable.bench_queue(
                 b.bench
             )
     moves = Counter((a, b) for a, b, _ in facts["transitions"])

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, select, text, update
 
-from fastlims.benches import registry
 from fastlims.benches.registry import BenchRecord
 from fastlims.catalog.models import TestName
 from fastlims.cli import main
@@ -75,7 +74,7 @@ def test_an_upload_set_becomes_a_dispatched_schedule(pipeline: Pipeline, models:
     assert steps_run == ["pipeline.processor", "pipeline.doe", "pipeline.schedule", "pipeline.dispatch"]
     queued = pipeline.client.list_workflows(workflow_id_prefix=result.workflow_id + ":")
     assert {w.status for w in queued} == {"DELAYED"}  # released to the bench at its booked start
-    assert all(w.name == registry.VIRTUAL_RUN_WORKFLOW for w in queued)
+    assert all(w.name == durable.VIRTUAL_RUN_WORKFLOW for w in queued)
 
 
 def test_physical_runs_get_one_mqtt_command_each(pipeline: Pipeline, models: ModelSet) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from fastlims.benches import registry
 from fastlims.pipeline import durable
 
 
@@ -21,7 +20,7 @@ def test_run_ids_and_idempotency_keys_are_unique_per_request_and_run() -> None:
     assert a != b and a.endswith(".run-001")
     key = durable.idempotency_key(durable.workflow_id("aaaa"), a)
     assert key == "pipeline-aaaa:aaaa.run-001"
-    assert registry.bench_queue("virtual-1") == "bench-virtual-1"
+    assert durable.bench_queue("virtual-1") == "bench-virtual-1"
 
 
 def test_application_version_is_pinned_not_a_code_hash() -> None:

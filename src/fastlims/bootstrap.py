@@ -51,6 +51,7 @@ from fastlims.pipeline import models as pipeline_models
 from fastlims.pipeline.engine import PipelineEngine
 from fastlims.pipeline.service import PipelineService
 from fastlims.requests import models as request_models
+from fastlims.requests.handshake import DigitalTwinHandshake
 from fastlims.system import BackgroundService, System
 from fastlims.users import models as user_models
 
@@ -186,6 +187,7 @@ def _messaging(
         topics,
         metrics,
         AckPolicy(settings.dt_ack_timeout_s, settings.dt_request_retries),
+        DigitalTwinHandshake(),
         poll_s=settings.outbox_poll_s,
     )
     return broker, messaging

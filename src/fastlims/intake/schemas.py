@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fastlims.requests.variables import SignalConnection
+from fastlims.messaging.variables import SignalConnection
 
 
 class InterConnection(BaseModel):

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Query, Response, status
 
 from fastlims.deps import DbSession, SystemDep
+from fastlims.messaging.variables import Variables
 from fastlims.requests import service
 from fastlims.requests.models import TestRequest
 from fastlims.requests.schemas import (
@@ -17,7 +18,6 @@ from fastlims.requests.schemas import (
     TestRequestPage,
 )
 from fastlims.requests.states import TIMESTAMP_ATTRIBUTE, Status
-from fastlims.requests.variables import Variables
 from fastlims.timeutil import to_local
 from fastlims.users.deps import ApiUser
 

@@ -24,7 +24,7 @@ from fmpy import read_model_description
 from pydantic import ValidationError
 
 from fastlims.benches.cosim.errors import CosimError
-from fastlims.requests.variables import SignalConnection
+from fastlims.messaging.variables import SignalConnection
 
 if TYPE_CHECKING:
     from fastlims.benches.cosim.engine import Batch, RunResult
@@ -459,7 +459,7 @@ def load_system(
 
     ``fmus``: paths (each FMU named after its file, without ``.fmu``) or a mapping name → path.
     ``connections``: the seed's ``FMU_signal_connections`` (dicts or
-    :class:`~fastlims.requests.variables.SignalConnection`), or the whole ``inter_connection.json``
+    :class:`~fastlims.messaging.variables.SignalConnection`), or the whole ``inter_connection.json``
     document. Each FMU is unpacked into ``work_dir`` (default: a new temporary folder, deleted by
     :meth:`System.close`); no binary is loaded until a run. Raises :class:`CosimError` listing
     every problem: missing or broken files, FMI versions other than 2.0/3.0, no binary for this

@@ -188,7 +188,7 @@ def system_of(size: int, fmus: dict[str, Path]) -> tuple[dict[str, Path], list[d
 
 
 def master_case(case: dict[str, Any]) -> dict[str, Any]:
-    from fastlims.benches.cosim import SimulationSpec, load_system, run_in_subprocess
+    from fastlims.benches.cosim import SimulationSpec, load_system, run, run_in_subprocess
 
     fmus, connections = system_of(case["size"], {k: Path(v) for k, v in case["fmus"].items()})
     steps = case["steps"]
@@ -211,7 +211,7 @@ def master_case(case: dict[str, Any]) -> dict[str, Any]:
     else:
         with load_system(fmus, connections) as system:
             on_batch = collect if case["mode"] == "on" else None
-            result = system.run(spec, on_batch, batch_every_s=METRICS_EVERY_S)
+            result = run(system, spec, on_batch, batch_every_s=METRICS_EVERY_S)
     total = time.perf_counter() - started
     assert result.status == "completed", result.reason
     socs = {n: float(v[-1]) for n, v in result.columns.items() if n.endswith(".SOC")}
@@ -272,7 +272,7 @@ def libcosim_case(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def work_case(case: dict[str, Any]) -> dict[str, Any]:
-    from fastlims.benches.cosim import SimulationSpec, load_system
+    from fastlims.benches.cosim import SimulationSpec, load_system, run
 
     fmus, connections = system_of(2, {k: Path(v) for k, v in case["fmus"].items()})
     steps = case["steps"]
@@ -280,7 +280,7 @@ def work_case(case: dict[str, Any]) -> dict[str, Any]:
     parameters = {"Cycler.mode": 1, "Cycler.current_A": WORK_CURRENT_A, "Cell.internal_step_s": internal}
     spec = SimulationSpec(step_size=WORK_STEP_S, stop_time=steps * WORK_STEP_S, parameters=parameters)
     with load_system(fmus, connections) as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "completed", result.reason
     return {
         "steps": result.steps,

@@ -44,9 +44,7 @@ from fastlims.bootstrap import System, build, prepare_database
 from fastlims.catalog.models import TestName
 from fastlims.config import Settings
 from fastlims.intake.events import UploadEvent
-from fastlims.intake.service import intake_of
 from fastlims.pipeline import durable
-from fastlims.pipeline.service import pipeline_of
 from fastlims.requests import service as requests
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import Status
@@ -114,8 +112,8 @@ class Lab:
         )
         self.system: System = build(settings)
         prepare_database(self.system)
-        self.intake = intake_of(self.system)
-        self.engine = pipeline_of(self.system)
+        self.intake = self.system.intake
+        self.engine = self.system.pipeline.engine
         self.files = files
         with self.system.database.transaction() as session:
             users.create(

@@ -1,48 +1,196 @@
 """Composition root: the only place that turns Settings into running adapters.
 
-Tests call :func:`build` with their own Settings (a temporary SQLite file, or the PostgreSQL
-server the test script starts), exactly as ``fastlims up`` does.
+:func:`build` makes every part with the capabilities' public constructors and wires them: the
+intake's model-ready hook to the pipeline engine, the virtual bench's context to the engine that
+binds it, the LIMS's MQTT client to the bench worker. It returns a :class:`~fastlims.system.System`
+whose typed fields are those parts. Tests call it with their own Settings (a temporary SQLite
+file, or the PostgreSQL server the test script starts), exactly as ``fastlims up`` does;
+the CLI calls :func:`build_from_environment`.
+
+What ``role`` builds:
+
+- ``up`` (``fastlims up``): the embedded broker (unless ``FASTLIMS_MQTT_URL``), the LIMS's MQTT
+  messaging, the intake's SFTP server and pool watcher, the pipeline, the virtual bench worker;
+- ``worker`` (``fastlims worker``): the pipeline and the virtual bench worker only;
+- ``cli`` (every other command): the same parts as ``up``, never started; the pipeline engine is
+  the command line's own (its executor id ends in ``-cli``), for the ``workflows`` commands.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+import threading
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
+from pydantic import ValidationError
+from sqlalchemy import MetaData, select
 
+from fastlims.benches import registry as bench_registry
+from fastlims.benches import virtual  # also registers the virtual run's workflow with DBOS
+from fastlims.benches.virtual import BenchContext
+from fastlims.benches.worker import BenchWorker
+from fastlims.catalog import models as catalog_models
 from fastlims.catalog.models import UUT
 from fastlims.catalog.transfer import ImportReport, load_seed
 from fastlims.config import Settings
-from fastlims.db import migrate
+from fastlims.db import locks, migrate
+from fastlims.db.base import Base
 from fastlims.db.engine import Database
+from fastlims.intake import models as intake_models
+from fastlims.intake.service import Intake, IntakeService
+from fastlims.messaging import models as messaging_models
+from fastlims.messaging.broker import BrokerPolicy, EmbeddedBroker
+from fastlims.messaging.client import BrokerAddress, MqttClient
+from fastlims.messaging.metrics import MessagingMetrics
+from fastlims.messaging.service import AckPolicy, MessagingService
 from fastlims.messaging.topics import Topics
+from fastlims.pipeline import models as pipeline_models
+from fastlims.pipeline.engine import PipelineEngine
+from fastlims.pipeline.service import PipelineService
+from fastlims.requests import models as request_models
+from fastlims.requests.handshake import DigitalTwinHandshake
+from fastlims.system import BackgroundService, System
+from fastlims.users import models as user_models
+
+__all__ = ["ConfigurationError", "Role", "System", "build", "build_from_environment", "metadata", "prepare_database"]
 
 log = logging.getLogger(__name__)
 
+Role = Literal["up", "worker", "cli"]
 
-@dataclass
-class System:
-    """Everything a request handler or command needs, built once per process."""
+# Every capability's tables, imported here so that one MetaData knows them all (Alembic's env,
+# the migration tests): the model registry belongs to the layer that may import every capability.
+_MODEL_MODULES = (
+    bench_registry,
+    catalog_models,
+    intake_models,
+    locks,
+    messaging_models,
+    pipeline_models,
+    request_models,
+    user_models,
+)
 
-    settings: Settings
-    database: Database
-    zone: ZoneInfo
-    secret_key: str
-    metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    topics: Topics = field(default_factory=Topics)
-    # BackgroundService instances (see fastlims.runtime), started in this order by `fastlims up`.
-    services: list[Any] = field(default_factory=list)
-    messaging: Any = None
-    web_metrics: Any = None  # created once by the web app, however often an app is built
 
-    def close(self) -> None:
-        self.database.dispose()
+def metadata() -> MetaData:
+    """The tables of every capability (what the migrations create)."""
+    assert _MODEL_MODULES  # imported for their tables
+    return Base.metadata
+
+
+class ConfigurationError(ValueError):
+    """The environment's FASTLIMS_* settings are invalid; the message names the variable."""
+
+
+def build_from_environment(*, role: Role = "cli", **overrides: Any) -> System:
+    """:func:`build` with the Settings of the environment (``FASTLIMS_*``, ``.env``), each of
+    ``overrides`` replacing one setting (``fastlims worker --executor-id``)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # pydantic's message names the variable
+        raise ConfigurationError(f"configuration error: {exc}") from None
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    return build(settings, role=role)
+
+
+def build(settings: Settings | None = None, *, role: Role = "up") -> System:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.resolved_database_url)
+    topics = Topics(settings.mqtt_topic_prefix)
+    metrics_registry = CollectorRegistry()
+    intake = Intake(settings, database)
+
+    broker: EmbeddedBroker | None = None
+    messaging: MessagingService | None = None
+    if role != "worker":
+        broker, messaging = _messaging(settings, database, topics, metrics_registry)
+
+    bench_context = None
+    if settings.virtual_bench_enabled:
+        bench_context = BenchContext(
+            settings=settings,
+            database=database,
+            intake=intake,
+            topics=topics,
+            slots=threading.BoundedSemaphore(virtual.concurrency(settings)),
+        )
+    # The engine binds the virtual run's context with its own when it launches DBOS.
+    bindings = [] if bench_context is None else [virtual.CONTEXT.bound_to(bench_context)]
+    benches = functools.partial(
+        bench_registry.schedulable, default_virtual=settings.pipeline_virtual_benches, zone=settings.timezone
+    )
+    engine = PipelineEngine(settings, database, intake, benches=benches, role=role, bindings=bindings)
+    intake.on_model_ready(engine.on_model_ready)
+    pipeline = PipelineService(engine, enabled=role == "worker" or settings.pipeline_enabled)
+    bench_worker = None
+    if bench_context is not None:
+        bench_worker = BenchWorker(
+            bench_context,
+            engine,
+            client_id=f"{settings.mqtt_client_id}-bench-{engine.identity.executor_id}",
+            messaging_client=None if messaging is None else messaging.client,
+        )
+    intake_service = None if role == "worker" else IntakeService(intake)
+
+    services: list[BackgroundService] = []
+    for service in (broker, messaging, intake_service, pipeline, bench_worker):
+        if service is not None:
+            services.append(service)
+    return System(
+        settings=settings,
+        database=database,
+        zone=settings.zone,
+        secret_key=_secret_key(settings),
+        topics=topics,
+        intake=intake,
+        pipeline=pipeline,
+        messaging=messaging,
+        broker=broker,
+        intake_service=intake_service,
+        bench_worker=bench_worker,
+        metrics_registry=metrics_registry,
+        services=services,
+    )
+
+
+def _messaging(
+    settings: Settings, database: Database, topics: Topics, metrics_registry: CollectorRegistry
+) -> tuple[EmbeddedBroker | None, MessagingService]:
+    """The embedded broker unless FASTLIMS_MQTT_URL names an external one; then the LIMS's client."""
+    metrics = MessagingMetrics(metrics_registry)
+    broker: EmbeddedBroker | None = None
+    if settings.mqtt_url is None:
+        broker = EmbeddedBroker(BrokerPolicy(database, topics, metrics), settings.mqtt_host, settings.mqtt_port)
+        username, password = broker.add_internal_identity()
+        address = BrokerAddress(settings.mqtt_host, settings.mqtt_port)
+    else:
+        address = BrokerAddress.from_url(
+            settings.mqtt_url, settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file
+        )
+        username = settings.mqtt_username
+        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    client = MqttClient(
+        address,
+        client_id=settings.mqtt_client_id,
+        username=username,
+        password=password,
+        reconnect_max_s=settings.mqtt_reconnect_max_s,
+    )
+    messaging = MessagingService(
+        database,
+        client,
+        topics,
+        metrics,
+        AckPolicy(settings.dt_ack_timeout_s, settings.dt_request_retries),
+        DigitalTwinHandshake(),
+        poll_s=settings.outbox_poll_s,
+    )
+    return broker, messaging
 
 
 def _secret_key(settings: Settings) -> str:
@@ -62,67 +210,6 @@ def _secret_key(settings: Settings) -> str:
     return key
 
 
-def build(settings: Settings | None = None) -> System:
-    settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.resolved_database_url)
-    system = System(
-        settings=settings,
-        database=database,
-        zone=settings.zone,
-        secret_key=_secret_key(settings),
-        topics=Topics(settings.mqtt_topic_prefix),
-    )
-    _messaging(system)
-    from fastlims.intake.service import _intake_services  # storage, SFTP, upload events
-
-    system.services.extend(_intake_services(settings, database))
-    from fastlims.pipeline.service import _pipeline_services  # durable workflow: validate → DoE → schedule → dispatch
-
-    system.services.extend(_pipeline_services(system))
-    return system
-
-
-def _messaging(system: System) -> None:
-    """The embedded broker unless FASTLIMS_MQTT_URL names an external one; then the LIMS's client."""
-    from fastlims.messaging.broker import BrokerPolicy, EmbeddedBroker
-    from fastlims.messaging.client import BrokerAddress, MqttClient
-    from fastlims.messaging.metrics import MessagingMetrics
-    from fastlims.messaging.service import AckPolicy, MessagingService
-
-    settings = system.settings
-    metrics = MessagingMetrics(system.metrics_registry)
-    if settings.mqtt_url is None:
-        broker = EmbeddedBroker(
-            BrokerPolicy(system.database, system.topics, metrics), settings.mqtt_host, settings.mqtt_port
-        )
-        username, password = broker.add_internal_identity()
-        address = BrokerAddress(settings.mqtt_host, settings.mqtt_port)
-        system.services.append(broker)
-    else:
-        address = BrokerAddress.from_url(
-            settings.mqtt_url, settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file
-        )
-        username = settings.mqtt_username
-        password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-    client = MqttClient(
-        address,
-        client_id=settings.mqtt_client_id,
-        username=username,
-        password=password,
-        reconnect_max_s=settings.mqtt_reconnect_max_s,
-    )
-    system.messaging = MessagingService(
-        system.database,
-        client,
-        system.topics,
-        metrics,
-        AckPolicy(settings.dt_ack_timeout_s, settings.dt_request_retries),
-        poll_s=settings.outbox_poll_s,
-    )
-    system.services.append(system.messaging)
-
-
 def prepare_database(system: System, *, seed_catalog: bool = True) -> ImportReport | None:
     """Run migrations to head; on an empty catalog load the shipped seed catalog."""
     migrate.upgrade(system.database.url)
@@ -134,7 +221,3 @@ def prepare_database(system: System, *, seed_catalog: bool = True) -> ImportRepo
         report = load_seed(session)
     log.info("seed catalog loaded", extra={"summary": report.summary()})
     return report
-
-
-def data_path(settings: Settings, *parts: str) -> Path:
-    return settings.data_dir.joinpath(*parts)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from fastlims import __version__
-from fastlims.bootstrap import System, build, prepare_database
+from fastlims.bootstrap import ConfigurationError, Role, System, build_from_environment, prepare_database
 from fastlims.config import Settings
+from fastlims.pipeline.commands import workflows
 
 DEMO_PASSWORD = "fastlims-demo"  # noqa: S105 - documented demo-only credential, see README
 DEMO_USERS = (
@@ -23,12 +25,12 @@ DEMO_USERS = (
 )
 
 
-def _system() -> System:
+def _system(role: Role = "cli", **overrides: Any) -> System:
+    """The system of the environment's settings; a bad setting is a CLI error naming it."""
     try:
-        settings = Settings()
-    except Exception as exc:  # pydantic's ValidationError names the variable
-        raise click.ClickException(f"configuration error: {exc}") from None
-    return build(settings)
+        return build_from_environment(role=role, **overrides)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _read_password(password_stdin: bool) -> tuple[str, bool]:
@@ -45,8 +47,13 @@ def _read_password(password_stdin: bool) -> tuple[str, bool]:
 
 @click.group()
 @click.version_option(__version__, prog_name="fastlims")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """FastLIMS: LIMS for hybrid battery testing with a Digital Twin."""
+    ctx.obj = _system  # how the capabilities' command groups get the system (see pipeline.commands)
+
+
+main.add_command(workflows)
 
 
 @main.command()
@@ -58,7 +65,7 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
     from fastlims import logs, runtime
     from fastlims.demo import enable_reference_digital_twin, ensure_admin, load_demo
 
-    system = _system()
+    system = _system("up")
     logs.configure(system.settings.log_level, system.settings.log_format)
     prepare_database(system)
     created = ensure_admin(system)
@@ -362,15 +369,34 @@ def partners_list() -> None:
         click.echo(f"{name}\t{state}\tquota {quota or default_quota} bytes\t{' '.join(fingerprints)}")
 
 
-def _pipeline_commands() -> None:
-    """``fastlims workflows list|show|resume|cancel|recover`` and ``fastlims worker`` (fastlims.pipeline)."""
-    from fastlims.pipeline.commands import worker, workflows
+@main.command()
+@click.option("--executor-id", default=None, help="This worker's stable id (default: host + data dir + 'worker').")
+@click.option("--concurrency", type=int, default=None, help="Workflows at once (FASTLIMS_PIPELINE_WORKER_CONCURRENCY).")
+def worker(executor_id: str | None, concurrency: int | None) -> None:
+    """Run pipeline workflows without the web server, broker or SFTP; start one per core or
+    machine, on the same database (PostgreSQL for several machines)."""
+    from fastlims import logs, runtime
+    from fastlims.db import migrate
+    from fastlims.pipeline.engine import ExecutorInUse
 
-    main.add_command(workflows)
-    main.add_command(worker)
+    updates: dict[str, Any] = {}
+    if executor_id:
+        updates["pipeline_executor_id"] = executor_id
+    if concurrency:
+        updates["pipeline_worker_concurrency"] = concurrency
+    system = _system("worker", **updates)
+    logs.configure(system.settings.log_level, system.settings.log_format)
+    current, head = migrate.current_revision(system.database.engine), migrate.head_revision()
+    if current != head:
+        raise click.ClickException(f"the database is at {current or 'base'}, not {head}: run fastlims db upgrade first")
+    engine = system.pipeline.engine
+    click.echo(f"FastLIMS worker {engine.identity.executor_id} ({engine.identity.application_version})")
+    try:
+        runtime.run_until_signalled(system)
+    except runtime.ServiceStartError as exc:
+        cause = exc.__cause__
+        raise click.ClickException(str(cause if isinstance(cause, ExecutorInUse) else exc)) from None
 
-
-_pipeline_commands()
 
 if __name__ == "__main__":
     main()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastlims.bootstrap import System
 from fastlims.catalog import service as catalog
 from fastlims.requests import service as requests_service
 from fastlims.requests.schemas import TestRequestCreate
+from fastlims.system import System
 from fastlims.timeutil import utcnow
 from fastlims.users import service as users
 from fastlims.users.security import generate_password

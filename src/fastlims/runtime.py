@@ -1,34 +1,26 @@
-"""Runs the whole system in one asyncio process: the embedded services, then the web server.
+"""Runs the system in one asyncio process: its background services, then the web server
+(``fastlims up``), or the services alone until a signal (``fastlims worker``).
 
-Each embedded service (broker, outbox relay, SFTP server, folder watcher, workers, ...) is a
-``BackgroundService`` that ``bootstrap.build`` puts in ``System.services`` when the settings ask
-for it; they start in order before the web server and stop in reverse order after it.
+Each embedded service (broker, outbox relay, SFTP server, folder watcher, pipeline, virtual bench
+worker, ...) is a :class:`~fastlims.system.BackgroundService` that ``bootstrap.build`` puts in
+``System.services`` when the settings ask for it; they start in order before the web server and
+stop in reverse order after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Protocol, runtime_checkable
+import signal
 
 import uvicorn
 
-from fastlims.bootstrap import System
+from fastlims.system import BackgroundService, System
+
+__all__ = ["BackgroundService", "ServiceStartError", "run", "run_until_signalled", "start_services", "stop_services"]
 
 log = logging.getLogger(__name__)
-
-
-@runtime_checkable
-class BackgroundService(Protocol):
-    """Something ``fastlims up`` runs beside the web server."""
-
-    name: str
-
-    async def start(self) -> None:
-        """Return once the service is ready (listening, subscribed, ...)."""
-
-    async def stop(self) -> None:
-        """Stop promptly; must be safe to call after a failed or partial start."""
 
 
 class ServiceStartError(RuntimeError):
@@ -80,3 +72,22 @@ async def serve(system: System, host: str, port: int) -> None:
 
 def run(system: System, host: str, port: int) -> None:
     asyncio.run(serve(system, host, port))
+
+
+async def _until_signalled(system: System) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    started = await start_services(system)
+    try:
+        await stop.wait()
+    finally:
+        await stop_services(started)
+
+
+def run_until_signalled(system: System) -> None:
+    """``fastlims worker``: run the system's services (no web server) until SIGTERM or SIGINT; a
+    killed worker's workflows are resumed by the others."""
+    asyncio.run(_until_signalled(system))

@@ -9,11 +9,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
+from fastlims.bootstrap import metadata as all_tables
 from fastlims.catalog.schemas import RATING_FIELDS
 from fastlims.catalog.transfer import SEED_CATALOG
 from fastlims.db import migrate
 from fastlims.db.engine import normalise_url
-from fastlims.db.registry import metadata
 
 RATING_COLUMNS = [
     "Chemistry",
@@ -103,7 +103,7 @@ def test_models_and_migrations_agree(empty_database_url: str) -> None:
     engine = create_engine(normalise_url(empty_database_url))
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, metadata)
+        differences = compare_metadata(context, all_tables())
     engine.dispose()
     assert differences == []
 

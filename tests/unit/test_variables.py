@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from fastlims.requests.variables import Variables
+from fastlims.messaging.variables import Variables
 
 SEED_FIGURE_2 = {
     "test_procedures": [],

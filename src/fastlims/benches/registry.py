@@ -4,8 +4,9 @@ Kept small on purpose (the bench issues build on it): one table, ``Benches``, an
 the scheduler needs. A virtual bench runs around the clock unless its calendar says otherwise; a
 physical bench without a calendar works the lab's office hours (Monday–Friday 08:00–18:00 in
 ``FASTLIMS_TIMEZONE``). When the registry lists no active virtual bench, the pipeline schedules
-on ``virtual-1`` … ``virtual-N`` (``FASTLIMS_PIPELINE_VIRTUAL_BENCHES``), so a fresh
-installation can plan virtual tests at once.
+on ``virtual-1`` … ``virtual-N`` (``FASTLIMS_PIPELINE_VIRTUAL_BENCHES``), so a fresh installation
+can plan virtual tests at once. The pipeline gets the benches a schedule may use from
+:func:`schedulable`, handed to it by the composition root.
 
 Calendar JSON (all keys optional)::
 
@@ -172,3 +173,9 @@ def scheduling_benches(records: Sequence[BenchRecord], *, default_virtual: int, 
     if not any(b.kind == "virtual" for b in benches):
         benches += [Bench(bench_id=n, kind="virtual", name=n) for n in default_virtual_names(default_virtual)]
     return benches
+
+
+def schedulable(session: Session, *, default_virtual: int, zone: str) -> list[Bench]:
+    """:func:`scheduling_benches` of the registry as ``session`` sees it (what the pipeline's
+    schedule step is given as its ``BenchLookup``)."""
+    return scheduling_benches(get_all(session=session), default_virtual=default_virtual, zone=zone)

@@ -26,7 +26,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
-    from fastlims.benches.cosim.engine import RunResult
+    from fastlims.benches.cosim.recording import RunResult
 
 FORMAT = "fastlims.simulation-results/1"
 SUMMARY_FORMAT = "fastlims.run-summary/1"

@@ -1,6 +1,6 @@
-"""The virtual bench worker: runs the virtual runs that dispatch puts on the ``bench-<name>``
-DBOS queues, as the durable workflow ``fastlims.benches.virtual_run`` (one per run, its id the
-run's idempotency key).
+"""The virtual run: what a virtual bench does with each run that dispatch puts on its
+``bench-<name>`` DBOS queue, as the durable workflow ``fastlims.benches.virtual_run`` (one per
+run, its id the run's idempotency key).
 
 One run, step by step (each a DBOS step; a finished step never runs again after a crash):
 
@@ -20,15 +20,13 @@ One run, step by step (each a DBOS step; a finished step never runs again after 
 Concurrency: each bench queue runs one run at a time (across processes); a process runs at most
 ``FASTLIMS_VIRTUAL_BENCH_CONCURRENCY`` simulations at once (default: its cores).
 
-Live messages go through a :class:`Publisher`: in ``fastlims up`` the LIMS's own MQTT client (from
-the DBOS step's thread into its asyncio loop); in ``fastlims worker`` a dedicated paho client when
-``FASTLIMS_MQTT_URL`` names an external broker (a worker cannot log in to another process's
-embedded broker), else none: the run still completes and its results are stored.
+The steps find their :class:`BenchContext` in :data:`CONTEXT` (DBOS is process-global), bound by
+the pipeline engine when it launches; :mod:`.worker` takes the runs off the queues and gives the
+context its publisher for live messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -38,7 +36,6 @@ import posixpath
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -47,12 +44,16 @@ from dbos import DBOS
 from sqlalchemy import select, update
 
 from fastlims.config import Settings
+from fastlims.contexts import Slot
+from fastlims.db import locks
 from fastlims.db.engine import Database
+from fastlims.intake.service import Intake
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging.schemas import RunEvent
 from fastlims.messaging.topics import Topics
 from fastlims.pipeline import durable
 from fastlims.pipeline.models import RunState, ScheduledRun
+from fastlims.pipeline.run_lifecycle import run_started
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import TERMINAL, Status
@@ -67,10 +68,12 @@ DEFAULT_STEP_S = 1.0
 _FINISHED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.value)
 
 
-# --- live messages --------------------------------------------------------------------------------
+# --- the context -------------------------------------------------------------------------
 
 
 class Publisher(Protocol):
+    """Where live messages go (:mod:`fastlims.benches.worker` has the two kinds)."""
+
     def publish(self, topic: str, payload: bytes, qos: int) -> None:
         """Send without blocking on the broker (thread-safe; called from DBOS step threads)."""
 
@@ -78,103 +81,21 @@ class Publisher(Protocol):
         """Wait until what was sent is acknowledged (or ``timeout_s`` passes)."""
 
 
-class LoopPublisher:
-    """Publishes through an :class:`~fastlims.messaging.client.MqttClient` owned by an asyncio
-    loop in another thread (the LIMS's connection in ``fastlims up``)."""
-
-    def __init__(self, client: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self.client, self.loop = client, loop
-        self._pending: list[Future[Any]] = []
-        self._lock = threading.Lock()
-
-    def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        async def send() -> Any:
-            return await self.client.publish(topic, payload, qos)  # returns the PUBACK future
-
-        try:  # waiting for the hand-over (not the PUBACK) keeps batches in order
-            acked = asyncio.run_coroutine_threadsafe(send(), self.loop).result(timeout=10)
-        except Exception:  # noqa: BLE001 - live metrics are best effort; the Parquet file is the record
-            log.warning("could not publish", extra={"topic": topic}, exc_info=True)
-            return
-        with self._lock:
-            self._pending.append(asyncio.run_coroutine_threadsafe(asyncio.wait_for(_wrap(acked), 30), self.loop))
-
-    def flush(self, timeout_s: float) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-        deadline = time.monotonic() + timeout_s
-        for future in pending:
-            with contextlib.suppress(Exception):
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-
-
-async def _wrap(future: Any) -> Any:
-    return await future
-
-
-class PahoPublisher:
-    """A dedicated connection for a worker process (clean session, its own client id)."""
-
-    def __init__(self, settings: Settings, client_id: str) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        from fastlims.messaging.client import BrokerAddress
-
-        assert settings.mqtt_url is not None
-        address = BrokerAddress.from_url(
-            settings.mqtt_url, settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file
-        )
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311
-        )
-        if settings.mqtt_username is not None:
-            password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
-            self._client.username_pw_set(settings.mqtt_username, password)
-        if address.tls:
-            import ssl
-
-            context = ssl.create_default_context(cafile=str(address.ca_file) if address.ca_file else None)
-            if address.cert_file:
-                context.load_cert_chain(str(address.cert_file), str(address.key_file) if address.key_file else None)
-            self._client.tls_set_context(context)
-        self._client.max_inflight_messages_set(200)
-        self._client.max_queued_messages_set(0)
-        self._client.reconnect_delay_set(1, settings.mqtt_reconnect_max_s)
-        self._infos: list[Any] = []
-        self._lock = threading.Lock()
-        self._client.connect_async(address.host, address.port, keepalive=30)
-        self._client.loop_start()
-
-    def publish(self, topic: str, payload: bytes, qos: int) -> None:
-        info = self._client.publish(topic, payload, qos=qos)
-        with self._lock:
-            self._infos.append(info)
-
-    def flush(self, timeout_s: float) -> None:
-        with self._lock:
-            infos, self._infos = self._infos, []
-        deadline = time.monotonic() + timeout_s
-        for info in infos:
-            with contextlib.suppress(Exception):
-                info.wait_for_publish(timeout=max(0.01, deadline - time.monotonic()))
-
-    def close(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
-
-
-# --- the worker's context -------------------------------------------------------------------------
-
-
 @dataclass
 class BenchContext:
+    """What the virtual run's steps work with: built by the composition root, bound by the
+    pipeline engine at launch (:data:`CONTEXT`); the worker sets ``publisher`` when it starts."""
+
     settings: Settings
     database: Database
-    storage: BlobStorage
+    intake: Intake
     topics: Topics
     publisher: Publisher | None = None
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+
+    @property
+    def storage(self) -> BlobStorage:
+        return self.intake.storage
 
     def send(self, topic: str, message: Any, qos: int = 1) -> None:
         if self.publisher is not None:
@@ -194,124 +115,16 @@ class BenchContext:
         )
 
 
-_context: BenchContext | None = None
-
-
-def bind(context: BenchContext) -> None:
-    global _context
-    _context = context
-
-
-def unbind() -> None:
-    global _context
-    _context = None
+CONTEXT: Slot[BenchContext] = Slot("virtual bench worker")
 
 
 def context() -> BenchContext:
-    if _context is None:
-        raise RuntimeError("no virtual bench worker runs in this process: start fastlims up or fastlims worker")
-    return _context
+    return CONTEXT.get()
 
 
 def concurrency(settings: Settings) -> int:
+    """Simulations this process runs at once (``FASTLIMS_VIRTUAL_BENCH_CONCURRENCY``, else its cores)."""
     return settings.virtual_bench_concurrency or os.cpu_count() or 1
-
-
-def bench_queues(database: Database, settings: Settings) -> list[str]:
-    """The queues of every virtual bench a schedule may use (the registry's, else the defaults)."""
-    from fastlims.benches import registry
-
-    with database.transaction() as session:
-        named = [r.name for r in registry.get_all(session=session) if r.kind == registry.Kind.virtual]
-    names = named or registry.default_virtual_names(settings.pipeline_virtual_benches)
-    return [durable.bench_queue(name) for name in names]
-
-
-def listen(engine: Any, queues: list[str]) -> None:
-    """Take work from ``queues`` in this launched process.
-
-    The engine listens to the pipeline queue only (``DBOS.listen_queues`` may be called once,
-    before launch); DBOS 3.4's queue manager re-reads its listening list every second, so the bench
-    queues are added to that list here, and registered (one run at a time per bench) if new.
-    """
-    from dbos._dbos import _get_dbos_instance
-
-    listening = _get_dbos_instance()._listening_queues  # noqa: SLF001 - see the docstring
-    for queue in queues:
-        engine.ensure_bench_queue(queue)
-        if listening is not None and queue not in listening:
-            listening.append(queue)
-
-
-class BenchWorker:
-    """The virtual bench side of a launched pipeline engine (``fastlims up`` and ``fastlims worker``)."""
-
-    def __init__(self, engine: Any, publisher: Publisher | None, owned: PahoPublisher | None = None) -> None:
-        self.engine = engine
-        self.owned = owned
-        settings = engine.settings
-        self.context = BenchContext(
-            settings=settings,
-            database=engine.database,
-            storage=engine.intake.storage,
-            topics=Topics(settings.mqtt_topic_prefix),
-            publisher=publisher,
-            slots=threading.BoundedSemaphore(concurrency(settings)),
-        )
-        self._task: asyncio.Task[None] | None = None
-
-    def attach(self) -> None:
-        """After ``engine.launch()``: bind the context, listen to the bench queues."""
-        bind(self.context)
-        listen(self.engine, bench_queues(self.engine.database, self.engine.settings))
-        log.info(
-            "virtual bench worker running",
-            extra={
-                "concurrency": concurrency(self.engine.settings),
-                "live_metrics": self.context.publisher is not None,
-            },
-        )
-
-    async def _refresh(self) -> None:
-        while True:  # benches added to the registry later
-            await asyncio.sleep(self.engine.settings.pipeline_heartbeat_s)
-            try:
-                await asyncio.to_thread(listen, self.engine, bench_queues(self.engine.database, self.engine.settings))
-            except Exception:  # noqa: BLE001 - the next beat tries again
-                log.warning("could not refresh the bench queues", exc_info=True)
-
-    def detach(self) -> None:
-        unbind()
-        if self.owned is not None:
-            self.owned.close()
-
-
-async def start_worker(engine: Any, messaging: Any = None) -> BenchWorker | None:
-    """Called by the pipeline service after the engine launched (in its asyncio loop)."""
-    settings = engine.settings
-    if not settings.virtual_bench_enabled:
-        return None
-    owned: PahoPublisher | None = None
-    publisher: Publisher | None = None
-    if messaging is not None:
-        publisher = LoopPublisher(messaging.client, asyncio.get_running_loop())
-    elif settings.mqtt_url:
-        owned = publisher = PahoPublisher(settings, f"{settings.mqtt_client_id}-bench-{engine.identity.executor_id}")
-    else:
-        log.warning("virtual runs in this worker publish no live metrics: set FASTLIMS_MQTT_URL to an external broker")
-    worker = BenchWorker(engine, publisher, owned)
-    await asyncio.to_thread(worker.attach)
-    worker._task = asyncio.get_running_loop().create_task(worker._refresh())
-    return worker
-
-
-async def stop_worker(worker: BenchWorker | None) -> None:
-    if worker is None:
-        return
-    if worker._task is not None:
-        worker._task.cancel()
-        await asyncio.gather(worker._task, return_exceptions=True)
-    worker.detach()
 
 
 # --- the steps ------------------------------------------------------------------------------------
@@ -338,8 +151,6 @@ def _set_run_state(ctx: BenchContext, run_id: str, state: str) -> None:
 
 def start_step(order: dict[str, Any]) -> dict[str, Any]:
     """Record the run started (and the request Running), unless the request stopped meanwhile."""
-    from fastlims.pipeline.service import run_started
-
     ctx = context()
     status = _status(ctx, order["test_UUID"])
     if status in (Status.Cancelled, Status.Failed, Status.Completed):
@@ -376,7 +187,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
     """Run the simulation and store its results; returns the outcome (small JSON)."""
     from fastlims.benches import results
     from fastlims.benches.cosim import CosimError, SimulationSpec, load_system, run_in_subprocess
-    from fastlims.pipeline import files
+    from fastlims.intake import files
 
     ctx = context()
     settings = ctx.settings
@@ -488,8 +299,6 @@ class _Tracker:
 
 def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
     """The run's state and summary; then the request's status when this run decides it."""
-    from fastlims.pipeline.steps import _lock
-
     ctx = context()
     run_id, uuid = order["run_id"], order["test_UUID"]
     status = outcome["status"]
@@ -500,7 +309,7 @@ def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any
             summary = json.loads(ctx.storage.get(outcome["summary"]))
     final = None
     with ctx.database.transaction() as session:
-        _lock(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
+        locks.hold(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
         session.execute(
             update(ScheduledRun)
             .where(ScheduledRun.run_id == run_id)

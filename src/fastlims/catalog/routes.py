@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query
 
 from fastlims.catalog import service
 from fastlims.catalog.schemas import StandardOut, TestNameOut, UseCaseOut, UUTOut
-from fastlims.web.deps import ApiUser, DbSession
+from fastlims.deps import DbSession
+from fastlims.users.deps import ApiUser
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 

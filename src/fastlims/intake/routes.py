@@ -23,19 +23,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from fastlims.bootstrap import System
+from fastlims.config import Settings
+from fastlims.deps import DbSession, SystemDep
 from fastlims.intake import layout
+from fastlims.intake.deps import IntakeDep
 from fastlims.intake.events import UploadEvent
 from fastlims.intake.processor import WAITING_STATES
 from fastlims.intake.schemas import UploadOutcome, WebhookAnswer, interconnection_json_schema
-from fastlims.intake.service import intake_of
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
+from fastlims.users.deps import ApiUser
 from fastlims.users.models import Role
-from fastlims.web.deps import ApiUser, DbSession, get_system
 
 router = APIRouter(tags=["model intake"])
 
@@ -51,7 +52,7 @@ _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 # --- Event Grid -----------------------------------------------------------------------------------
 
 
-def _check_eventgrid_key(request: Request, system: System) -> None:
+def _check_eventgrid_key(request: Request, settings: Settings) -> None:
     offered = [request.headers.get("aeg-sas-key"), request.query_params.get("code")]
     authorization = request.headers.get("authorization", "")
     if authorization.lower().startswith("bearer "):
@@ -63,7 +64,7 @@ def _check_eventgrid_key(request: Request, system: System) -> None:
     )
     if not any(offered):
         raise refused
-    key = system.settings.eventgrid_key
+    key = settings.eventgrid_key
     if key is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "the Event Grid webhook is off: set FASTLIMS_EVENTGRID_KEY"
@@ -76,9 +77,9 @@ def _check_eventgrid_key(request: Request, system: System) -> None:
 
 
 @router.options("/api/v1/events/eventgrid", include_in_schema=False)
-def eventgrid_handshake(request: Request, system: System = Depends(get_system)) -> Response:
+def eventgrid_handshake(request: Request, system: SystemDep) -> Response:
     """CloudEvents 1.0 abuse protection: allow Event Grid's origin to deliver."""
-    _check_eventgrid_key(request, system)
+    _check_eventgrid_key(request, system.settings)
     origin = request.headers.get("webhook-request-origin")
     if not origin:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "WebHook-Request-Origin header missing")
@@ -86,9 +87,9 @@ def eventgrid_handshake(request: Request, system: System = Depends(get_system)) 
 
 
 @router.post("/api/v1/events/eventgrid", response_model=WebhookAnswer)
-async def eventgrid_webhook(request: Request, system: System = Depends(get_system)) -> Any:
+async def eventgrid_webhook(request: Request, system: SystemDep, intake: IntakeDep) -> Any:
     """Azure Event Grid delivery (Event Grid schema or CloudEvents 1.0, single or batched)."""
-    _check_eventgrid_key(request, system)
+    _check_eventgrid_key(request, system.settings)
     try:
         body = await request.json()
     except ValueError:
@@ -102,7 +103,6 @@ async def eventgrid_webhook(request: Request, system: System = Depends(get_syste
             if not isinstance(code, str):
                 raise HTTPException(status.HTTP_400_BAD_REQUEST, "validation event without data.validationCode")
             return JSONResponse({"validationResponse": code})
-    intake = intake_of(system)
     outcomes: list[UploadOutcome] = []
     for event in events:
         key, reason = _blob_key(event, intake.storage.container, intake.storage.prefix)
@@ -156,7 +156,8 @@ async def put_model_file(
     request: Request,
     session: DbSession,
     user: ApiUser,
-    system: System = Depends(get_system),
+    system: SystemDep,
+    intake: IntakeDep,
 ) -> UploadOutcome:
     """Upload one model file (an .fmu or inter_connection.json) for a request; the body is the file."""
     test_uuid = test_UUID.lower()
@@ -178,7 +179,6 @@ async def put_model_file(
             f"test request {target.request_number} is {current.name}; it is not waiting for models",
         )
     session.commit()  # release the database before the (possibly long) upload and processing
-    intake = intake_of(system)
     limit = system.settings.intake_max_file_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

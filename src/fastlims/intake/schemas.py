@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fastlims.intake.ports import MAX_REFERENCE_LENGTH, PORT_REFERENCE, ROLES
-from fastlims.requests.variables import SignalConnection
+from fastlims.messaging.variables import SignalConnection
 
 PortReference = Annotated[str, Field(pattern=PORT_REFERENCE.pattern, max_length=MAX_REFERENCE_LENGTH)]
 # Examples in the schema: the reference Digital Twin's ports (fastlims.peers.digital_twin); it has no power input.

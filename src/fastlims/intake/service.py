@@ -1,13 +1,13 @@
 """Wiring of the intake: storage, Data Processor, upload handler, SFTP server and pool watcher.
 
-``bootstrap.build`` calls :func:`_intake_services`; the web routes and the pipeline reach the
-same parts through :func:`intake_of`.
+The composition root (:mod:`fastlims.bootstrap`) builds one :class:`Intake` (``System.intake``,
+what the web routes and the pipeline use) and, in ``fastlims up``, its :class:`IntakeService`.
 
 The pipeline's hook
 -------------------
 When a request's models are accepted (it is ModelReady, its files are in
 ``<simulation folder>/fastest-models/fmus/``), every callable registered with
-``intake_of(system).on_model_ready(callback)`` is called once, after the database commit, with a
+``system.intake.on_model_ready(callback)`` is called once, after the database commit, with a
 :class:`~fastlims.intake.processor.ModelReady` (test_uuid, request_number, simulation_folder,
 fmu_folder, fmus, interconnection, doe_input, files). It runs in the intake's worker thread: keep
 it short (enqueue a durable workflow) and idempotent. A failing hook is logged, never undone:
@@ -189,16 +189,3 @@ class IntakeService:
         if self.sftp is not None:
             await self.sftp.stop()
             self.sftp = None
-
-
-def _intake_services(settings: Settings, database: Database) -> list[Any]:
-    """The intake's background services for ``System.services`` (see the module docstring)."""
-    return [IntakeService(Intake(settings, database))]
-
-
-def intake_of(system: Any) -> Intake:
-    """The intake of a system built by ``bootstrap.build`` (web routes, the pipeline's hook)."""
-    for service in system.services:
-        if isinstance(service, IntakeService):
-            return service.intake
-    raise LookupError("this System has no intake: build it with fastlims.bootstrap.build")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,7 +118,7 @@ class BlobStorage:
         return self.local_root.joinpath(*normalise_key(key).split("/"))
 
     @contextmanager
-    def materialised(self, keys: list[str]) -> Iterator[dict[str, Path]]:
+    def materialised(self, keys: Sequence[str]) -> Iterator[dict[str, Path]]:
         """Local paths for ``keys`` for the duration of the block: the files themselves on a
         local folder, temporary downloads otherwise (removed afterwards)."""
         if self.local_root is not None:
@@ -220,7 +220,7 @@ def open_storage(url: str, options: StorageOptions | None = None) -> BlobStorage
         config: dict[str, Any] = {}
         if options.endpoint:
             config["endpoint"] = options.endpoint
-        client = {"allow_http": True} if options.allow_http else None
+        client: Any = {"allow_http": True} if options.allow_http else None  # obstore's ClientConfig
         store = S3Store.from_url(url, client_options=client, **config)
         return BlobStorage(
             store,
@@ -238,6 +238,8 @@ def open_storage(url: str, options: StorageOptions | None = None) -> BlobStorage
 
 def _open_azure(url: str, parsed: Any, options: StorageOptions) -> BlobStorage:
     scheme = parsed.scheme.lower()
+    account: str | None
+    endpoint: str | None
     if scheme in ("http", "https"):
         segments = [s for s in parsed.path.split("/") if s]
         host = parsed.hostname or ""

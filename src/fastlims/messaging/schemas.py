@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from fastlims.requests.variables import Variables
+from fastlims.messaging.variables import Variables
 
 SEED_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=100)]

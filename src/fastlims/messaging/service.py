@@ -1,13 +1,16 @@
 """The LIMS side of the DT contract: outbox relay, ack consumer and ack-timeout watchdog.
 
 - Relay: publishes pending outbox rows in id order, marks them sent only after the broker's
-  PUBACK, and then moves a just-announced request to ``ModelRequested``. A broker outage only
+  PUBACK, and then tells the hand-shake which requests were announced. A broker outage only
   delays: rows stay pending and go out, in order, when the connection is back.
-- Acks: accepted → the request's DT acceptance is recorded; refused → ``Failed`` with the DT's
-  reason. A redelivered ack (same message_id) is handled once.
-- Watchdog: no ack within ``dt_ack_timeout_s`` → the request is sent again (same message_id),
-  up to ``dt_request_retries`` times, then ``Failed`` with a clear reason.
+- Acks: checked against the ``AckMessage`` schema and the topic, handled once per message_id (a
+  redelivered ack is a duplicate), then applied by the hand-shake.
+- Watchdog: every so often the hand-shake sends again, or fails, requests whose ack is overdue.
 - Bad messages are logged, counted and answered on ``…/errors``; the consumer never stops.
+
+What announcements and acks do to a test request is the requests capability's
+(:class:`fastlims.requests.handshake.DigitalTwinHandshake`, given as :class:`Handshake` by the
+composition root): messaging knows no request.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -31,9 +35,6 @@ from fastlims.messaging.metrics import MessagingMetrics
 from fastlims.messaging.models import OutboxMessage, ProcessedMessage
 from fastlims.messaging.schemas import AckMessage, ErrorMessage, seed_time
 from fastlims.messaging.topics import Topics
-from fastlims.requests import service as requests
-from fastlims.requests.models import TestRequest, TestRequestEvent
-from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,19 @@ class Rejected(Exception):
         self.reason = reason
 
 
+class Handshake(Protocol):
+    """What the DT's messages mean for the requests (``fastlims.requests.handshake``)."""
+
+    def announced(self, session: Session, test_uuids: Sequence[str]) -> None:
+        """The broker confirmed these requests' messages (one entry per message, in order)."""
+
+    def apply_ack(self, session: Session, ack: AckMessage) -> str:
+        """Apply a valid, first-seen ack; return what happened; raise :class:`Rejected`."""
+
+    def check_timeouts(self, session: Session, policy: AckPolicy) -> None:
+        """Send again, or fail, the requests whose ack is overdue."""
+
+
 class MessagingService:
     """BackgroundService: one MQTT connection for the LIMS, the relay, acks and the watchdog."""
 
@@ -65,9 +79,11 @@ class MessagingService:
         topics: Topics,
         metrics: MessagingMetrics,
         ack_policy: AckPolicy,
+        handshake: Handshake,
         poll_s: float = 1.0,
     ) -> None:
         self.database = database
+        self.handshake = handshake
         self.client = client
         self.topics = topics
         self.metrics = metrics
@@ -177,10 +193,7 @@ class MessagingService:
                     )
                 )
             }
-            uuids = [topic.split("/", 1)[1] for _, topic in confirmed if topic.startswith("requests/")]
-            announced = {
-                r.test_uuid: r for r in session.scalars(select(TestRequest).where(TestRequest.test_uuid.in_(uuids)))
-            }
+            announced: list[str] = []
             for row_id, topic in confirmed:
                 row = rows.get(row_id)
                 if row is None:
@@ -192,22 +205,9 @@ class MessagingService:
                 )
                 self.metrics.published.labels(kind).inc()
                 if kind == "request":
-                    request = announced.get(topic.split("/", 1)[1])
-                    if request is not None:
-                        self._request_announced(session, request)
-
-    def _request_announced(self, session: Session, request: TestRequest) -> None:
-        request.dt_request_attempts += 1
-        if request.status == Status.Submitted:
-            requests.change_status(
-                session=session,
-                request=request,
-                target=Status.ModelRequested,
-                actor="mqtt-relay",
-                reason="request published to the Digital Twin",
-            )
-        elif request.status == Status.ModelRequested:
-            request.model_requested_at = utcnow()  # a re-send restarts the ack clock
+                    announced.append(topic.split("/", 1)[1])
+            if announced:
+                self.handshake.announced(session, announced)
 
     # --- inbound -----------------------------------------------------------------------------
 
@@ -248,45 +248,9 @@ class MessagingService:
             with self.database.transaction() as session:
                 session.add(ProcessedMessage(message_id=ack.message_id, topic=topic))
                 session.flush()
-                return self._apply_ack(session, ack)
+                return self.handshake.apply_ack(session, ack)
         except IntegrityError:
             return "duplicate"  # already handled: a QoS 1 redelivery
-
-    def _apply_ack(self, session: Session, ack: AckMessage) -> str:
-        try:
-            request = requests.get_by_uuid(session=session, test_uuid=ack.test_UUID)
-        except requests.NotFound:
-            raise Rejected("unknown_request", f"no test request has test_UUID {ack.test_UUID!r}") from None
-        status = Status(request.status)
-        if ack.accepted:
-            if status is Status.Submitted:  # the ack overtook our own bookkeeping
-                requests.change_status(session=session, request=request, target=Status.ModelRequested, actor="dt")
-                status = Status.ModelRequested
-            if request.dt_accepted_at is None:
-                request.dt_accepted_at = utcnow()
-                session.add(
-                    TestRequestEvent(
-                        request_id=request.id,
-                        kind="edit",
-                        actor="dt",
-                        field="dt_ack",
-                        to_value="accepted",
-                        reason=ack.reason,
-                    )
-                )
-            return "accepted"
-        if status in (Status.Submitted, Status.ModelRequested):
-            requests.change_status(
-                session=session,
-                request=request,
-                target=Status.Failed,
-                actor="dt",
-                reason=f"the Digital Twin refused the request: {ack.reason or 'no reason given'}",
-            )
-            return "refused"
-        raise Rejected(
-            "late_ack", f"request {request.request_number} is already {status.name}; the refusal comes too late"
-        )
 
     async def _report(self, topic: str, rejected: Rejected) -> None:
         self.metrics.rejected.labels(rejected.kind).inc()
@@ -307,33 +271,5 @@ class MessagingService:
                 log.exception("ack watchdog round failed")
 
     def check_ack_timeouts(self) -> None:
-        deadline = utcnow() - timedelta(seconds=self.ack_policy.timeout_s)
         with self.database.transaction() as session:
-            overdue = session.scalars(
-                select(TestRequest).where(
-                    TestRequest.status == int(Status.ModelRequested),
-                    TestRequest.dt_accepted_at.is_(None),
-                    TestRequest.model_requested_at < deadline,
-                )
-            ).all()
-            for request in overdue:
-                topic = f"requests/{request.test_uuid}"
-                waiting = session.scalar(
-                    select(OutboxMessage.id).where(OutboxMessage.topic == topic, OutboxMessage.sent_at.is_(None))
-                )
-                if waiting is not None:
-                    continue  # a re-send is already queued (the broker may be down)
-                if request.dt_request_attempts <= self.ack_policy.retries:
-                    outbox.enqueue_request(session, request)
-                    log.info("re-sending request: no ack yet", extra={"request": request.request_number})
-                else:
-                    requests.change_status(
-                        session=session,
-                        request=request,
-                        target=Status.Failed,
-                        actor="mqtt-watchdog",
-                        reason=(
-                            f"the Digital Twin did not acknowledge the request within {self.ack_policy.timeout_s:g} s"
-                            f" after {request.dt_request_attempts} attempt(s)"
-                        ),
-                    )
+            self.handshake.check_timeouts(session, self.ack_policy)

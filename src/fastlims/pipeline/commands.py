@@ -1,38 +1,51 @@
-"""``fastlims workflows list | show | resume | cancel | recover`` and ``fastlims worker``.
+"""``fastlims workflows list | show | resume | cancel | recover``.
 
 The ``workflows`` commands talk to DBOS's system database through a client (they run no
 workflow code), so they work while ``fastlims up`` and the workers run, from any machine that
 reaches the database. ``show``, ``resume`` and ``cancel`` take a workflow id, a test_UUID or a
 request number.
+
+``fastlims.cli`` adds the group to the ``fastlims`` command and passes, as the click context's
+object, how to build the system (the command line's own pipeline engine is ``system.pipeline.engine``);
+this module never imports the CLI or the composition root.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
+
+from fastlims.db.engine import Database
+from fastlims.pipeline.engine import PipelineEngine
+from fastlims.pipeline.service import PipelineService
 
 STATUSES = ("PENDING", "ENQUEUED", "DELAYED", "SUCCESS", "ERROR", "CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED")
 
 
-def _system() -> Any:
-    from fastlims.cli import _system as build_system
+class CommandSystem(Protocol):
+    """What these commands use of the system ``fastlims.cli`` builds (a ``bootstrap.System``)."""
 
-    return build_system()
-
-
-def _engine(system: Any, role: str = "cli") -> Any:
-    from fastlims.intake.service import intake_of
-    from fastlims.pipeline.engine import PipelineEngine
-
-    return PipelineEngine(system.settings, system.database, intake_of(system), role=role)
+    database: Database
+    pipeline: PipelineService
 
 
-def _client(engine: Any) -> Any:
+def _system() -> CommandSystem:
+    build: Callable[[], CommandSystem] | None = click.get_current_context().obj
+    if build is None:
+        raise click.UsageError("run the workflows commands through the fastlims command")
+    return build()
+
+
+def _engine(system: CommandSystem) -> PipelineEngine:
+    return system.pipeline.engine
+
+
+def _client(engine: PipelineEngine) -> Any:
     from sqlalchemy.engine import make_url
 
     url = make_url(engine.identity.system_database_url)
@@ -52,7 +65,7 @@ def _when(epoch_ms: int | None) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _resolve(system: Any, reference: str) -> str:
+def _resolve(system: CommandSystem, reference: str) -> str:
     """A workflow id from a workflow id, a test_UUID or a request number."""
     from fastlims.intake import layout
     from fastlims.pipeline import durable
@@ -207,34 +220,3 @@ def workflows_recover() -> None:
     recovered = engine.recover_orphans()
     click.echo(f"{len(recovered)} workflow(s) handed back: " + (", ".join(recovered) or "none"))
     engine.shutdown()
-
-
-@click.command()
-@click.option("--executor-id", default=None, help="This worker's stable id (default: host + data dir + 'worker').")
-@click.option("--concurrency", type=int, default=None, help="Workflows at once (FASTLIMS_PIPELINE_WORKER_CONCURRENCY).")
-def worker(executor_id: str | None, concurrency: int | None) -> None:
-    """Run pipeline workflows without the web server, broker or SFTP; start one per core or
-    machine, on the same database (PostgreSQL for several machines)."""
-    from fastlims import logs
-    from fastlims.db import migrate
-    from fastlims.intake.service import intake_of
-    from fastlims.pipeline.engine import ExecutorInUse, PipelineEngine
-    from fastlims.pipeline.service import run_worker
-
-    system = _system()
-    updates: dict[str, Any] = {}
-    if executor_id:
-        updates["pipeline_executor_id"] = executor_id
-    if concurrency:
-        updates["pipeline_worker_concurrency"] = concurrency
-    settings = system.settings.model_copy(update=updates)
-    logs.configure(settings.log_level, settings.log_format)
-    current, head = migrate.current_revision(system.database.engine), migrate.head_revision()
-    if current != head:
-        raise click.ClickException(f"the database is at {current or 'base'}, not {head}: run fastlims db upgrade first")
-    engine = PipelineEngine(settings, system.database, intake_of(system), role="worker")
-    click.echo(f"FastLIMS worker {engine.identity.executor_id} ({engine.identity.application_version})")
-    try:
-        asyncio.run(run_worker(engine))
-    except ExecutorInUse as exc:
-        raise click.ClickException(str(exc)) from None

@@ -1,5 +1,6 @@
 """Pure names and addresses of the durable-workflow engine: the DBOS system database URL, the
-pinned application version, this process's executor id, workflow ids and idempotency keys.
+pinned application version, this process's executor id, workflow ids, idempotency keys, and
+the queue and workflow names under which dispatch hands runs to the virtual benches.
 
 No I/O: everything is derived from the settings' values, so a test or the CLI can compute the
 same names as the running process.
@@ -60,6 +61,7 @@ def idempotency_key(workflow: str, run_id: str) -> str:
 
 
 def bench_queue(bench: str) -> str:
+    """The work queue of virtual bench ``bench``: where dispatch puts its runs."""
     return f"{BENCH_QUEUE_PREFIX}{bench}"
 
 

@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -33,15 +34,16 @@ from dbos import DBOS, DBOSClient, EnqueueOptions, SetWorkflowID
 from sqlalchemy import select, update
 from sqlalchemy.pool import NullPool
 
-from fastlims import __version__
+from fastlims import __version__, contexts
 from fastlims.config import Settings
+from fastlims.contexts import Binding
 from fastlims.db.engine import Database
 from fastlims.intake.processor import ModelReady
 from fastlims.intake.service import Intake
 from fastlims.pipeline import durable, workflow
 from fastlims.pipeline.models import Executor
 from fastlims.pipeline.pause import PausePoints
-from fastlims.pipeline.steps import StepContext, VirtualRun
+from fastlims.pipeline.steps import BenchLookup, StepContext, VirtualRun
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
@@ -148,11 +150,25 @@ class PipelineEngine:
 
     _launched_engine: ClassVar[PipelineEngine | None] = None
 
-    def __init__(self, settings: Settings, database: Database, intake: Intake, *, role: str = "up") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        intake: Intake,
+        *,
+        benches: BenchLookup,
+        role: str = "up",
+        bindings: Sequence[Binding] = (),
+    ) -> None:
+        """``benches``: the benches a schedule may use (the bench registry's, see
+        :class:`~.steps.BenchLookup`); ``bindings``: the contexts of the other workflows this
+        process runs (the virtual bench's), bound with the pipeline's own when DBOS launches."""
         self.settings = settings
         self.database = database
         self.intake = intake
+        self.benches = benches
         self.role = role
+        self.bindings = tuple(bindings)
         self.identity = identity(settings, database.url, role)
         self.pause = PausePoints(settings.pipeline_test_pause, settings.pipeline_test_pause_dir)
         self._client: DBOSClient | None = None
@@ -183,15 +199,16 @@ class PipelineEngine:
         _quiet_dbos_logging()
         DBOS(config=self.dbos_config())  # type: ignore[arg-type]
         DBOS.listen_queues([durable.PIPELINE_QUEUE])  # bench queues belong to the bench workers
-        workflow.bind(
-            StepContext(
-                settings=self.settings,
-                database=self.database,
-                intake=self.intake,
-                dispatcher=ClientDispatcher(self),
-                pause=self.pause,
-            )
+        step_context = StepContext(
+            settings=self.settings,
+            database=self.database,
+            intake=self.intake,
+            benches=self.benches,
+            dispatcher=ClientDispatcher(self),
+            pause=self.pause,
         )
+        # Before DBOS.launch: it may resume a recovered workflow at once, which needs its context.
+        contexts.bind([workflow.CONTEXT.bound_to(step_context), *self.bindings])
         try:
             DBOS.launch()
             DBOS.register_queue(
@@ -202,7 +219,7 @@ class PipelineEngine:
             )
         except BaseException:
             DBOS.destroy()
-            workflow.unbind()
+            contexts.unbind()
             raise
         PipelineEngine._launched_engine = self
         self.launched = True
@@ -250,7 +267,7 @@ class PipelineEngine:
         self.pause.release_all()
         if self.launched:
             DBOS.destroy()
-            workflow.unbind()
+            contexts.unbind()
             PipelineEngine._launched_engine = None
             self.launched = False
             try:

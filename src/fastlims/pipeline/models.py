@@ -1,6 +1,6 @@
-"""Tables of the pipeline: the scheduled runs (bench bookings and the dispatch ledger), the
-executors that run workflows (heartbeats, for recovering the work of a process that died) and
-a lock row that makes booking benches one writer at a time on SQLite and PostgreSQL alike.
+"""Tables of the pipeline: the scheduled runs (bench bookings and the dispatch ledger) and the
+executors that run workflows (heartbeats, for recovering the work of a process that died). The
+lock rows that make booking benches one writer at a time are :mod:`fastlims.db.locks`.
 
 The workflows' own state (inputs, step outputs, status) is DBOS's, in its system database.
 """
@@ -77,13 +77,3 @@ class Executor(Base):
     started_at: Mapped[datetime] = mapped_column("StartedAt", UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column("HeartbeatAt", UTCDateTime, default=utcnow)
     stopped_at: Mapped[datetime | None] = mapped_column("StoppedAt", UTCDateTime, nullable=True)
-
-
-class Lock(Base):
-    """Named lock rows: updating one first thing in a transaction serialises its writers (a row
-    lock on PostgreSQL, the database write lock on SQLite)."""
-
-    __tablename__ = "PipelineLocks"
-
-    name: Mapped[str] = mapped_column("Name", String(64), primary_key=True)
-    version: Mapped[int] = mapped_column("Version", Integer, default=0)

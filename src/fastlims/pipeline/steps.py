@@ -4,9 +4,9 @@ metadata``. The workflow (:mod:`.workflow`) runs each as a DBOS step; tests call
 Metadata in and out is small JSON (ids, storage keys, counts, flags: under 10 KB, checked);
 files stay in storage (the seed's payload exchange). Every step may run again after a crash
 (DBOS re-runs a step that did not record its result), so every effect is idempotent: files are
-written whole under fixed names (:mod:`.files`), status moves say which state they expect,
-bookings and dispatches are rows with unique keys, and a virtual run's queue entry has the
-run's idempotency key as its workflow id.
+written whole under fixed names (:mod:`fastlims.intake.files`), status moves say which state
+they expect, bookings and dispatches are rows with unique keys, and a virtual run's queue entry
+has the run's idempotency key as its workflow id.
 """
 
 from __future__ import annotations
@@ -22,26 +22,25 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fastlims.benches import registry
 from fastlims.config import Settings
+from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.doe import DoeError, design, design_to_json, expected_duration_s, resolve_factors
-from fastlims.intake import layout
+from fastlims.intake import files, layout
 from fastlims.intake.service import Intake
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging import outbox
 from fastlims.messaging.schemas import BenchCommand, seed_time
-from fastlims.pipeline import durable, files, plan
+from fastlims.pipeline import durable, plan
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError
-from fastlims.pipeline.models import Channel, Lock, RunState, ScheduledRun
+from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.pipeline.pause import PausePoints
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import TERMINAL, IllegalTransition, Status
-from fastlims.scheduling import InfeasibleError, NoScheduleFoundError, SolverUnavailableError, solve
+from fastlims.scheduling import Bench, InfeasibleError, NoScheduleFoundError, SolverUnavailableError, solve
 from fastlims.scheduling.export import gantt_svg, request_summaries, schedule_to_json
 from fastlims.timeutil import utcnow
 
@@ -73,6 +72,14 @@ class VirtualRun:
     delay_s: float
 
 
+class BenchLookup(Protocol):
+    def __call__(self, session: Session) -> list[Bench]:
+        """The benches a schedule may use, as ``session`` sees the bench registry.
+
+        The composition root gives the pipeline ``fastlims.benches.registry.schedulable``: the
+        pipeline never imports the benches (they report back through the scheduled runs)."""
+
+
 class VirtualDispatcher(Protocol):
     def enqueue_virtual(self, runs: list[VirtualRun]) -> None:
         """Queue each run for its bench, once per key however often it is called (all or none)."""
@@ -83,6 +90,7 @@ class StepContext:
     settings: Settings
     database: Database
     intake: Intake
+    benches: BenchLookup
     dispatcher: VirtualDispatcher
     pause: PausePoints = field(default_factory=lambda: PausePoints(None, None))
     clock: Callable[[], datetime] = utcnow
@@ -310,17 +318,6 @@ def _bookings(session: Session, *, after: datetime, exclude: str | None = None) 
     return [plan.Booking(r.run_id, r.bench, r.start_at, r.end_at) for r in session.scalars(query)]
 
 
-def _lock(session: Session, name: str) -> None:
-    """Serialise this transaction with every other holder of ``name`` (see models.Lock)."""
-    result = session.execute(update(Lock).where(Lock.name == name).values(version=Lock.version + 1))
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        try:
-            with session.begin_nested():
-                session.add(Lock(name=name, version=1))
-        except IntegrityError:  # created by another transaction meanwhile: take it
-            session.execute(update(Lock).where(Lock.name == name).values(version=Lock.version + 1))
-
-
 def _schedule_metadata(meta: Metadata, rows: list[ScheduledRun], request: TestRequest, solver: str) -> Metadata:
     return {
         **meta,
@@ -357,9 +354,7 @@ def schedule(ctx: StepContext, meta: Metadata) -> Metadata:
             teardown_minutes=request.test.teardown_minutes or 0,
             may_pause=bool(request.test.pausable),
         )
-        benches = registry.scheduling_benches(
-            registry.get_all(session=session), default_virtual=settings.pipeline_virtual_benches, zone=settings.timezone
-        )
+        benches = ctx.benches(session)
         request_id = request.id
     try:
         runs = plan.runs_from_document(_read_json(ctx.storage, meta["runs_file"], "schedule"))
@@ -429,11 +424,11 @@ def schedule(ctx: StepContext, meta: Metadata) -> Metadata:
                     finally:
                         ctx.schedule_lock.acquire()
                 with ctx.database.transaction() as session:
-                    _lock(session, BOOKING_LOCK)
+                    locks.hold(session, BOOKING_LOCK)
                     metadata = book(session, *proposal)
             else:
                 with ctx.database.transaction() as session:
-                    _lock(session, BOOKING_LOCK)
+                    locks.hold(session, BOOKING_LOCK)
                     metadata = book(session, *propose(session))
             if metadata is not None:
                 break

@@ -11,8 +11,9 @@ of attempts is used up the workflow sleeps durably (``FASTLIMS_PIPELINE_RETRY_PA
 tries again, until ``FASTLIMS_PIPELINE_GIVE_UP_S``. A permanent error (invalid input, infeasible
 schedule, an unexpected exception) ends the request Failed with the step and the reason.
 
-The step functions need the process's database and storage; DBOS is process-global, so the
-engine binds one :class:`~.steps.StepContext` here when it launches.
+The step functions need the process's database and storage; DBOS is process-global, so they
+find one :class:`~.steps.StepContext` in :data:`CONTEXT`, bound by the engine when it launches
+(with the virtual bench's, see :mod:`fastlims.contexts`).
 """
 
 from __future__ import annotations
@@ -23,31 +24,18 @@ from typing import Any
 from dbos import DBOS
 from dbos._error import DBOSMaxStepRetriesExceeded
 
+from fastlims.contexts import Slot
 from fastlims.pipeline.durable import PIPELINE_WORKFLOW
 from fastlims.pipeline.errors import PermanentError, Stopped, is_transient
 from fastlims.pipeline.steps import STEPS, Metadata, StepContext, check_metadata, fail
 
 log = logging.getLogger(__name__)
 
-_context: StepContext | None = None
-
-
-def bind(context: StepContext) -> None:
-    global _context
-    _context = context
-
-
-def unbind() -> None:
-    global _context
-    _context = None
+CONTEXT: Slot[StepContext] = Slot("pipeline engine")
 
 
 def context() -> StepContext:
-    if _context is None:
-        raise RuntimeError(
-            "no pipeline engine is running in this process: start it with fastlims up or fastlims worker"
-        )
-    return _context
+    return CONTEXT.get()
 
 
 def _call_step(name: str, meta: Metadata) -> Metadata:

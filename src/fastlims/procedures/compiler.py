@@ -3,8 +3,7 @@
 Repeats become a ``LOOP_BEGIN``/``LOOP_END`` pair around their steps; a pulse is a constant
 current for its duration; a profile gets a time termination at its last point (so it ends there
 unless an earlier termination ends it); an external step runs for its duration. Current limits
-of the regulating steps (CV, CP, voltage and power profiles) are the step's own, else the run's
-safety limits. Pure.
+of the regulating steps (CV, CP, profiles) come resolved with the step. Pure.
 """
 
 from __future__ import annotations
@@ -50,7 +49,7 @@ def compile_procedure(procedure: ResolvedProcedure, *, initial_ambient_C: float 
     (the UUT model's own, for the record)."""
     safety = procedure.safety
     limits = (safety.max_charge_current_A, safety.max_discharge_current_A)
-    builder = _Builder(limits)
+    builder = _Builder()
     builder.steps(procedure.steps)
     window = safety.max_voltage_V - safety.min_voltage_V
     largest = max(limits)
@@ -81,8 +80,7 @@ def compile_procedure(procedure: ResolvedProcedure, *, initial_ambient_C: float 
 
 
 class _Builder:
-    def __init__(self, limits: tuple[float, float]) -> None:
-        self.limits = limits
+    def __init__(self) -> None:
         self.ops: list[Op] = []
         self.profile: list[tuple[float, float]] = []
         self.texts: list[str] = []
@@ -109,11 +107,11 @@ class _Builder:
         elif isinstance(step, ResolvedPulse):
             op = Op(Mode.CC, step.current_A, until=((Until.TIME, step.duration_s),), step_id=step_id)
         elif isinstance(step, ResolvedCv):
-            limit = step.current_limit_A
-            limits = (limit, limit) if limit is not None else self.limits
+            limits = (step.charge_limit_A, step.discharge_limit_A)
             op = Op(Mode.CV, step.voltage_V, until=_until(step.until), limits=limits, step_id=step_id)
         elif isinstance(step, ResolvedCp):
-            op = Op(Mode.CP, step.power_W, until=_until(step.until), limits=self.limits, step_id=step_id)
+            limits = (step.charge_limit_A, step.discharge_limit_A)
+            op = Op(Mode.CP, step.power_W, until=_until(step.until), limits=limits, step_id=step_id)
         elif isinstance(step, ResolvedProfile):
             start = len(self.profile)
             self.profile.extend((float(t), float(v)) for t, v in step.points)
@@ -123,7 +121,7 @@ class _Builder:
                 profile=(start, len(step.points)),
                 linear=step.interpolation == "linear",
                 until=(*_until(step.until), end),
-                limits=self.limits,
+                limits=(step.charge_limit_A, step.discharge_limit_A),
                 step_id=step_id,
             )
         elif isinstance(step, ResolvedAmbient):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
-from fastlims.bootstrap import System
+from fastlims.deps import DbSession, SystemDep
+from fastlims.messaging.variables import Variables
 from fastlims.requests import service
 from fastlims.requests.models import TestRequest
 from fastlims.requests.schemas import (
@@ -17,9 +18,8 @@ from fastlims.requests.schemas import (
     TestRequestPage,
 )
 from fastlims.requests.states import TIMESTAMP_ATTRIBUTE, Status
-from fastlims.requests.variables import Variables
 from fastlims.timeutil import to_local
-from fastlims.web.deps import ApiUser, DbSession, get_system
+from fastlims.users.deps import ApiUser
 
 router = APIRouter(prefix="/api/v1/test-requests", tags=["test requests"])
 
@@ -73,7 +73,7 @@ def submit(
     session: DbSession,
     user: ApiUser,
     response: Response,
-    system: System = Depends(get_system),
+    system: SystemDep,
 ) -> TestRequestOut:
     """Submit a request for a test; 422 names every field that is wrong."""
     request = service.create(session=session, data=data, requester=user, zone=system.zone)
@@ -85,10 +85,10 @@ def submit(
 def list_requests(
     session: DbSession,
     user: ApiUser,
+    system: SystemDep,
     status_name: str | None = Query(default=None, alias="status", description="e.g. Submitted, Running"),
     page: int = Query(default=1, ge=1),
     page_size: int = Query(default=50, ge=1, le=500),
-    system: System = Depends(get_system),
 ) -> TestRequestPage:
     """Your own requests (requesters) or everyone's (lab managers, admins), newest first."""
     wanted = None
@@ -104,9 +104,7 @@ def list_requests(
 
 
 @router.get("/{request_number}", response_model=TestRequestOut)
-def read(
-    request_number: str, session: DbSession, user: ApiUser, system: System = Depends(get_system)
-) -> TestRequestOut:
+def read(request_number: str, session: DbSession, user: ApiUser, system: SystemDep) -> TestRequestOut:
     request = service.get_for(session=session, request_number=request_number, user=user)
     return serialize(request, system.zone, with_events=True)
 
@@ -116,8 +114,8 @@ def cancel(
     request_number: str,
     session: DbSession,
     user: ApiUser,
+    system: SystemDep,
     body: CancelBody | None = Body(default=None),
-    system: System = Depends(get_system),
 ) -> TestRequestOut:
     """Cancel a request before it runs (your own, or any as a lab manager)."""
     request = service.get(session=session, request_number=request_number)

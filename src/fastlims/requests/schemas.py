@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from fastlims.requests.variables import Variables
+from fastlims.messaging.variables import Variables
 
 DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]

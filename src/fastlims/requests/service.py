@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from fastlims.catalog import service as catalog
-from fastlims.messaging import outbox
+from fastlims.requests import messages
 from fastlims.requests.models import TestRequest, TestRequestEvent
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import CANCELLABLE, IllegalTransition, Status, transition
@@ -119,8 +119,8 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
     session.add(TestRequestEvent(request_id=request.id, kind="created", actor=requester.username, to_value="Submitted"))
     session.flush()
     # Same transaction: the request is stored if and only if its messages are (transactional outbox).
-    outbox.enqueue_request(session, request)
-    outbox.enqueue_status(session, request)
+    messages.enqueue_request(session, request)
+    messages.enqueue_status(session, request)
     return request
 
 
@@ -210,7 +210,7 @@ def change_status(
         )
     )
     session.flush()
-    outbox.enqueue_status(session, request)
+    messages.enqueue_status(session, request)
     return request
 
 

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict
 
+from fastlims.deps import DbSession
 from fastlims.users import service
+from fastlims.users.deps import ApiUser, require_api_role
 from fastlims.users.models import Role, User
-from fastlims.web.deps import ApiUser, DbSession, require_api_role
 
 router = APIRouter(prefix="/api/v1", tags=["users"])
 AdminUser = Annotated[User, Depends(require_api_role(Role.admin))]

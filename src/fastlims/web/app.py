@@ -11,11 +11,11 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from fastlims import __version__
 from fastlims.benches.routes import router as results_router
-from fastlims.bootstrap import System
 from fastlims.catalog.routes import router as catalog_router
 from fastlims.intake.routes import router as intake_router
 from fastlims.messaging.routes import router as messaging_router
 from fastlims.requests.routes import router as requests_router
+from fastlims.system import System
 from fastlims.users.routes import router as users_router
 from fastlims.web import errors, observability, pages
 from fastlims.web.deps import LoginRequired

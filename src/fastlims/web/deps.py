@@ -1,68 +1,15 @@
-"""FastAPI dependencies: database session, bearer-token users for the API, session users and
-CSRF checks for the pages."""
+"""Dependencies of the pages: the session's user and the CSRF check of every form."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from fastlims.bootstrap import System
+from fastlims.deps import DbSession
 from fastlims.users import service as users
-from fastlims.users.models import Role, User
-
-bearer = HTTPBearer(auto_error=False, description="API token from `fastlims tokens create USER`")
-
-
-def get_system(request: Request) -> System:
-    system: System = request.app.state.system
-    return system
-
-
-def db_session(system: Annotated[System, Depends(get_system)]) -> Iterator[Session]:
-    with system.database.transaction() as session:
-        yield session
-
-
-DbSession = Annotated[Session, Depends(db_session)]
-
-
-def api_user(
-    request: Request,
-    session: DbSession,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> User:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "an API token is required: send 'Authorization: Bearer <token>' (fastlims tokens create USER)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    user = users.user_for_token(session=session, token=credentials.credentials)
-    if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "the API token is unknown, revoked or belongs to a disabled user",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
-    request.state.user = user.username
-    return user
-
-
-ApiUser = Annotated[User, Depends(api_user)]
-
-
-def require_api_role(role: Role) -> Callable[[User], User]:
-    def check(user: ApiUser) -> User:
-        if not user.can(role):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this needs the {role.value} role or higher")
-        return user
-
-    return check
+from fastlims.users.models import User
 
 
 class LoginRequired(Exception):

@@ -12,8 +12,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
 from starlette.middleware.base import BaseHTTPMiddleware
 
-from fastlims.bootstrap import System
 from fastlims.requests import service as requests_service
+from fastlims.system import System
 
 log = logging.getLogger("fastlims.access")
 

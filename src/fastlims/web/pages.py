@@ -15,14 +15,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from fastlims.bootstrap import System
 from fastlims.catalog import service as catalog
+from fastlims.deps import DbSession, Parts, SystemDep
+from fastlims.intake.deps import IntakeDep
+from fastlims.intake.service import Intake
 from fastlims.requests import service as requests_service
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import CANCELLABLE, TERMINAL, Status
 from fastlims.timeutil import format_local
 from fastlims.users import service as users
-from fastlims.web.deps import DbSession, PageUser, check_csrf, csrf_token, get_system
+from fastlims.web.deps import PageUser, check_csrf, csrf_token
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(include_in_schema=False)
@@ -43,7 +45,7 @@ LIFECYCLE = [s for s in Status if s not in (Status.Failed, Status.Cancelled)]
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
-    system: System = request.app.state.system
+    system: Parts = request.app.state.system
 
     def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
         return format_local(value, system.zone, fmt)
@@ -183,6 +185,7 @@ def submit_request(
     request: Request,
     session: DbSession,
     user: PageUser,
+    system: SystemDep,
     uut: Annotated[str, Form()] = "",
     use_case: Annotated[str, Form()] = "",
     standard: Annotated[str, Form()] = "",
@@ -190,7 +193,6 @@ def submit_request(
     preferred_date: Annotated[str, Form()] = "",
     bench: Annotated[str, Form()] = "",
     variables: Annotated[str, Form()] = "",
-    system: System = Depends(get_system),
 ) -> Response:
     form = {
         "uut": uut,
@@ -255,7 +257,9 @@ def _form_error(error: Any) -> tuple[str, str]:
 
 
 @router.get("/requests/{request_number}", response_class=HTMLResponse)
-def request_detail(request: Request, request_number: str, session: DbSession, user: PageUser) -> HTMLResponse:
+def request_detail(
+    request: Request, request_number: str, session: DbSession, user: PageUser, intake: IntakeDep
+) -> HTMLResponse:
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
     except requests_service.NotFound as exc:
@@ -275,7 +279,7 @@ def request_detail(request: Request, request_number: str, session: DbSession, us
             "cancellable": Status(item.status) in CANCELLABLE,
             "live": Status(item.status) not in TERMINAL,
             "runs": _runs_of(session, item),
-            "gantt": _gantt_of(request.app.state.system, item),
+            "gantt": _gantt_of(intake, item),
         },
     )
 
@@ -292,16 +296,15 @@ def _runs_of(session: DbSession, item: Any) -> list[Any]:
     )
 
 
-def _gantt_of(system: System, item: Any) -> str | None:
+def _gantt_of(intake: Intake, item: Any) -> str | None:
     """The schedule picture the pipeline drew, as a data URI (an <img> runs no script in an SVG)."""
     if not item.schedule_ready_at or not item.simulation_folder:
         return None
     from fastlims.intake import layout
-    from fastlims.intake.service import intake_of
     from fastlims.pipeline.steps import GANTT_FILE
 
     try:
-        svg = intake_of(system).storage.get(f"{item.simulation_folder}/{layout.SCHEDULE_OUTPUT}/{GANTT_FILE}")
+        svg = intake.storage.get(f"{item.simulation_folder}/{layout.SCHEDULE_OUTPUT}/{GANTT_FILE}")
     except (FileNotFoundError, OSError):
         return None
     return "data:image/svg+xml;base64," + base64.b64encode(svg).decode()
@@ -309,7 +312,7 @@ def _gantt_of(system: System, item: Any) -> str | None:
 
 @router.get("/requests/{request_number}/runs/{run_id}/results.csv")
 def run_results_csv(
-    request_number: str, run_id: str, session: DbSession, user: PageUser, system: System = Depends(get_system)
+    request_number: str, run_id: str, session: DbSession, user: PageUser, intake: IntakeDep
 ) -> Response:
     from fastlims.benches.routes import results_csv_response
 
@@ -317,7 +320,7 @@ def run_results_csv(
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
     except (requests_service.NotFound, requests_service.Forbidden) as exc:
         return Response(str(exc), status_code=404 if isinstance(exc, requests_service.NotFound) else 403)
-    return results_csv_response(session, system, item, run_id)
+    return results_csv_response(session, intake, item, run_id)
 
 
 @router.post("/requests/{request_number}/cancel", dependencies=[Depends(check_csrf)])

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from fastlims.benches import virtual
+from fastlims.benches.worker import BenchWorker, PahoPublisher
 from fastlims.bootstrap import System
 from fastlims.messaging.models import MqttRole
 from fastlims.pipeline import durable
@@ -64,7 +64,7 @@ def fmu_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 class Bench:
     pipeline: Pipeline
     fmus: dict[str, bytes]
-    worker: virtual.BenchWorker
+    worker: BenchWorker
     watcher: Peer
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -165,9 +165,10 @@ def make_bench(system: System, mosquitto: MosquittoServer, fmu_files: dict[str, 
         watcher = Peer(mosquitto.port, "watcher", PASSWORD)
         assert watcher.connect() == 0
         assert watcher.subscribe("fastest/v1/runs/#") == [1]
-        publisher = virtual.PahoPublisher(pipeline.system.settings, f"bench-test-{secrets.token_hex(3)}")
-        worker = virtual.BenchWorker(pipeline.engine, publisher, publisher)
-        worker.attach()
+        publisher = PahoPublisher(pipeline.system.settings, f"bench-test-{secrets.token_hex(3)}")
+        worker = pipeline.system.bench_worker
+        assert worker is not None
+        worker.attach(publisher, owned=publisher)
         bench = Bench(pipeline, fmu_files, worker, watcher)
         made.append(bench)
         return bench

@@ -146,7 +146,7 @@ def test_the_lims_connection_publishes_from_worker_threads_in_order(mosquitto: A
     import asyncio
     import threading
 
-    from fastlims.benches.virtual import LoopPublisher
+    from fastlims.benches.worker import LoopPublisher
     from fastlims.messaging.client import BrokerAddress, MqttClient
     from tests.integration.benches.conftest import PASSWORD
     from tests.mqtt_helpers import Peer

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fastlims.bootstrap import System
-from fastlims.intake.service import Intake, intake_of
+from fastlims.intake.service import Intake
 from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.peers.fmus import build_fmu
 from tests.integration.intake.azurite import Azurite, start_azurite
@@ -51,7 +51,7 @@ def factory_set(tmp_path_factory: pytest.TempPathFactory) -> ModelFiles:
 
 @pytest.fixture
 def intake(system: System) -> Intake:
-    return intake_of(system)
+    return system.intake
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from fastlims.bootstrap import System, build
-from fastlims.intake.service import Intake, intake_of
+from fastlims.intake.service import Intake
 from fastlims.web.app import create_app
 from tests.integration.intake.azurite import Azurite, azure_settings
 from tests.integration.intake.helpers import ModelFiles, new_request, request_row
@@ -121,7 +121,7 @@ def test_the_webhook_needs_the_shared_key(webhook: TestClient, system: System) -
 def test_blob_created_for_blobs_in_azurite_starts_processing(
     cloud: bool, azure_system: System, webhook: TestClient, fmi2_set: ModelFiles
 ) -> None:
-    intake = intake_of(azure_system)
+    intake = azure_system.intake
     request = new_request(azure_system)
     outcomes = []
     for name, data in fmi2_set.files().items():
@@ -142,7 +142,7 @@ def test_blob_created_for_blobs_in_azurite_starts_processing(
 def test_events_outside_the_subject_filter_are_ignored(
     azure_system: System, webhook: TestClient, fmi2_set: ModelFiles
 ) -> None:
-    intake = intake_of(azure_system)
+    intake = azure_system.intake
     request = new_request(azure_system)
     u = request.test_uuid
     for key, data in ((f"pool/{u}/readme.txt", b"hello"), (f"archive/{u}/cycler.fmu", fmi2_set.cycler)):
@@ -166,7 +166,7 @@ def test_events_outside_the_subject_filter_are_ignored(
 
 
 def test_a_redelivered_event_processes_once(azure_system: System, webhook: TestClient, fmi2_set: ModelFiles) -> None:
-    intake = intake_of(azure_system)
+    intake = azure_system.intake
     request = new_request(azure_system)
     events = []
     for name, data in fmi2_set.files().items():

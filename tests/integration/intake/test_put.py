@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from fastlims.bootstrap import System
-from fastlims.intake.service import intake_of
 from fastlims.requests.states import Status
 from tests.conftest import Actor
 from tests.integration.intake.helpers import ModelFiles, new_request, request_row
@@ -37,7 +36,7 @@ def test_who_may_upload(system: System, client: TestClient, manager: Actor, fmi2
     assert denied.status_code == 403
     by_manager = client.put(url(request.test_uuid, "cycler.fmu"), content=fmi2_set.cycler, headers=manager.headers)
     assert by_manager.status_code == 201 and by_manager.json()["outcome"] == "waiting"
-    assert intake_of(system).storage.exists(f"pool/{request.test_uuid}/cycler.fmu")
+    assert system.intake.storage.exists(f"pool/{request.test_uuid}/cycler.fmu")
 
 
 def test_refusals_store_nothing(system: System, client: TestClient, fmi2_set: ModelFiles) -> None:
@@ -55,7 +54,7 @@ def test_refusals_store_nothing(system: System, client: TestClient, fmi2_set: Mo
     system.settings.intake_max_file_bytes = 1000
     too_big = client.put(url(request.test_uuid, "cycler.fmu"), content=fmi2_set.cycler, headers=headers)
     assert too_big.status_code == 413
-    assert intake_of(system).storage.list("pool") == []
+    assert system.intake.storage.list("pool") == []
 
 
 def test_the_interconnection_schema_is_published(client: TestClient) -> None:

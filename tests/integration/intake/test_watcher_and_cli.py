@@ -48,9 +48,8 @@ def test_files_copied_into_the_pool_are_processed_once_complete(
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_files_that_arrived_while_down_are_processed_at_start(system: System, fmi2_set: ModelFiles) -> None:
     request = new_request(system)
-    from fastlims.intake.service import intake_of
 
-    storage = intake_of(system).storage
+    storage = system.intake.storage
     for name, data in fmi2_set.files().items():
         storage.put(f"pool/{request.test_uuid}/{name}", data)
     loop = LoopThread()

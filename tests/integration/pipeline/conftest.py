@@ -11,11 +11,10 @@ from typing import Any
 import pytest
 
 from fastlims.bootstrap import System, build
-from fastlims.intake.service import Intake, intake_of
+from fastlims.intake.service import Intake
 from fastlims.intake.storage import BlobStorage
 from fastlims.pipeline import durable
 from fastlims.pipeline.engine import PipelineEngine
-from fastlims.pipeline.service import pipeline_of
 from tests.integration.pipeline.helpers import ModelSet, model_set, prepare_catalog, wait_for
 
 FAST = {
@@ -43,7 +42,7 @@ class Pipeline:
 
     @property
     def intake(self) -> Intake:
-        return intake_of(self.system)
+        return self.system.intake
 
     @property
     def storage(self) -> BlobStorage:
@@ -82,7 +81,7 @@ class Pipeline:
 def start_pipeline(system: System, doe_runs: int | None = 4, **overrides: Any) -> Pipeline:
     built = build(system.settings.model_copy(update={**FAST, **overrides}))
     prepare_catalog(built, doe_runs=doe_runs)
-    engine = pipeline_of(built)
+    engine = built.pipeline.engine
     engine.launch()
     return Pipeline(built, engine)
 

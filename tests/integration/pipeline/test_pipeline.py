@@ -21,7 +21,7 @@ from fastlims.messaging.models import OutboxMessage
 from fastlims.pipeline import durable, steps, workflow
 from fastlims.pipeline.engine import reenqueue_orphans
 from fastlims.pipeline.models import Executor, ScheduledRun
-from fastlims.pipeline.service import run_started
+from fastlims.pipeline.run_lifecycle import run_started
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
 from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_pipeline

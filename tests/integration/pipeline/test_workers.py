@@ -19,7 +19,6 @@ from sqlalchemy import select
 from fastlims.bootstrap import System, build
 from fastlims.config import Settings
 from fastlims.intake.events import UploadEvent
-from fastlims.intake.service import intake_of
 from fastlims.pipeline import durable
 from fastlims.pipeline.engine import identity, open_client
 from fastlims.pipeline.models import Executor
@@ -88,7 +87,7 @@ def test_two_workers_share_twenty_requests_and_a_killed_one_loses_nothing(
 
         # 20 upload sets complete at once: the intake (here, in the test process) makes them
         # ModelReady; the workers' sweeps start one workflow each and share them.
-        intake = intake_of(system)
+        intake = system.intake
 
         def upload(test_uuid: str) -> str:
             keys = put_models(intake.storage, test_uuid, models)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from fastlims.benches.cosim import System, load_system
+from fastlims.benches.cosim import CosimSystem, load_system
 
 from .conftest import BuildFmu
 
@@ -28,7 +28,9 @@ def ocv(soc: np.ndarray | float) -> np.ndarray:
     return np.interp(soc, OCV_SOC, OCV_V)
 
 
-def cell_system(build: BuildFmu, fmi_version: str, *, cell: str = "battery_cell", cycler: str = "cycler") -> System:
+def cell_system(
+    build: BuildFmu, fmi_version: str, *, cell: str = "battery_cell", cycler: str = "cycler"
+) -> CosimSystem:
     """Cycler.current -> Cell.I, the two-FMU system of the issue."""
     return load_system(
         [build(cycler, fmi_version, "Cycler"), build(cell, fmi_version, "Cell")],

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from fastlims.benches.cosim import Batch, RunResult, SimulationSpec
+from fastlims.benches.cosim import Batch, RunResult, SimulationSpec, run
 from fastlims.messaging.schemas import MetricsBatch
 
 from .conftest import BuildFmu
@@ -31,7 +31,8 @@ def assert_batches_are_the_results(batches: list[Batch], result: RunResult) -> N
 def test_fixed_size_batches_carry_every_sample_once_in_order(build: BuildFmu, fmi_version: str) -> None:
     batches: list[Batch] = []
     with cell_system(build, fmi_version) as system:
-        result = system.run(
+        result = run(
+            system,
             SimulationSpec(step_size=1.0, stop_time=100.0, parameters=constant_current(2.0)),
             batches.append,
             batch_rows=7,
@@ -45,7 +46,7 @@ def test_timed_batches_carry_every_sample_once_in_order(build: BuildFmu) -> None
     batches: list[Batch] = []
     with cell_system(build, "2.0") as system:
         spec = SimulationSpec(step_size=0.01, stop_time=60.0, parameters=constant_current(2.0))
-        result = system.run(spec, batches.append, batch_every_s=1e-6)
+        result = run(system, spec, batches.append, batch_every_s=1e-6)
     assert result.rows == 6001 and len(batches) > 5
     assert_batches_are_the_results(batches, result)
 
@@ -56,7 +57,7 @@ def test_a_run_that_fails_still_delivers_its_samples(build: BuildFmu) -> None:
         step_size=1.0, stop_time=100.0, parameters={**constant_current(5.0), "Cell.fault_time_s": 50.5}
     )
     with cell_system(build, "2.0", cell="battery_cell_error") as system:
-        result = system.run(spec, batches.append, batch_rows=16)
+        result = run(system, spec, batches.append, batch_rows=16)
     assert result.status == "failed" and result.rows == 51
     assert_batches_are_the_results(batches, result)
 
@@ -65,8 +66,8 @@ def test_decimation_keeps_every_nth_point_and_the_last(build: BuildFmu) -> None:
     batches: list[Batch] = []
     with cell_system(build, "2.0") as system:
         spec = SimulationSpec(step_size=1.0, stop_time=95.0, decimation=10, parameters=constant_current(5.0))
-        result = system.run(spec, batches.append, batch_rows=4)
-        full = system.run(spec.model_copy(update={"decimation": 1}))
+        result = run(system, spec, batches.append, batch_rows=4)
+        full = run(system, spec.model_copy(update={"decimation": 1}))
     expected = [*range(0, 91, 10), 95]
     np.testing.assert_array_equal(result.columns["time"], expected)
     np.testing.assert_array_equal(result.columns["Cell.SOC"], full.columns["Cell.SOC"][expected])
@@ -77,7 +78,7 @@ def test_decimation_keeps_every_nth_point_and_the_last(build: BuildFmu) -> None:
 def test_only_the_requested_outputs_and_driven_inputs_are_recorded(build: BuildFmu) -> None:
     ramp = profile("current_setpoint", [(0, 0.0), (10, 1.0)])  # a port name only the cycler has
     with cell_system(build, "2.0") as system:
-        result = system.run(SimulationSpec(step_size=1.0, profiles=[ramp], outputs=("Cell.V",)))
+        result = run(system, SimulationSpec(step_size=1.0, profiles=[ramp], outputs=("Cell.V",)))
     # Cell.V was asked for; the profile's input and the connection (its output and input) always are.
     assert list(result.columns) == ["time", "Cycler.current_setpoint", "Cycler.current", "Cell.I", "Cell.V"]
 
@@ -85,7 +86,8 @@ def test_only_the_requested_outputs_and_driven_inputs_are_recorded(build: BuildF
 def test_a_batch_becomes_a_valid_metrics_message(build: BuildFmu) -> None:
     batches: list[Batch] = []
     with cell_system(build, "3.0") as system:
-        system.run(
+        run(
+            system,
             SimulationSpec(step_size=1.0, stop_time=20.0, parameters=constant_current(5.0)),
             batches.append,
             batch_rows=8,

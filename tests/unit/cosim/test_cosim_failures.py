@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from fastlims.benches.cosim import SimulationSpec, run_in_subprocess
+from fastlims.benches.cosim import SimulationSpec, run, run_in_subprocess
 
 from .conftest import BuildFmu
 from .cosim_testkit import CELL_TO_CYCLER, cell_system, constant_current, profile
@@ -23,7 +23,7 @@ def test_an_fmu_error_in_do_step_fails_the_run_naming_fmu_time_and_log(build: Bu
         step_size=1.0, stop_time=100.0, parameters={**constant_current(5.0), "Cell.fault_time_s": 36.5}
     )
     with cell_system(build, fmi_version, cell="battery_cell_error") as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "failed" and result.end_cause == "error"
     major = fmi_version[0]
     assert re.match(
@@ -38,7 +38,7 @@ def test_an_fmu_error_while_a_staircase_profile_holds_is_located_the_same(build:
     staircase = profile("Cycler/current_setpoint", [(0, 5.0), (300, 5.0)])
     spec = SimulationSpec(step_size=1.0, profiles=[staircase], parameters={"Cell.fault_time_s": 200.5})
     with cell_system(build, "2.0", cell="battery_cell_error") as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.reason.startswith("FMU 'Cell' returned fmi2Error in doStep at t=200 s: Cell: deliberate error")
     assert result.stopped_at == 200.0 and result.rows == 201
     np.testing.assert_array_equal(result.columns["Cell.I"], 5.0)
@@ -48,7 +48,7 @@ def test_an_fmu_error_while_a_staircase_profile_holds_is_located_the_same(build:
 def test_a_nan_output_fails_the_run_at_its_first_point(build: BuildFmu, fmi_version: str) -> None:
     spec = SimulationSpec(step_size=1.0, stop_time=100.0, parameters=constant_current(5.0))
     with cell_system(build, fmi_version, cell="battery_cell_nan") as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "failed" and result.end_cause == "nan"
     assert result.reason == "FMU 'Cell' output 'V' is nan at t=11 s"  # outputs turn NaN once t > 10 s
     assert result.stopped_at == 10.0 and np.isfinite(result.columns["Cell.V"]).all()
@@ -59,7 +59,7 @@ def test_a_nan_that_the_next_fmu_refuses_is_still_reported_at_its_source(build: 
     """The cell refuses a NaN current (an error from fmiSetReal); the reason names the cause."""
     spec = SimulationSpec(step_size=1.0, stop_time=100.0, parameters=constant_current(5.0))
     with cell_system(build, fmi_version, cycler="cycler_nan") as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "failed"
     assert result.reason == "FMU 'Cycler' output 'current' is nan at t=11 s"
 
@@ -67,7 +67,7 @@ def test_a_nan_that_the_next_fmu_refuses_is_still_reported_at_its_source(build: 
 @pytest.mark.parametrize("fmi_version", VERSIONS)
 def test_over_discharge_reports_what_the_cell_logged(build: BuildFmu, fmi_version: str) -> None:
     with cell_system(build, fmi_version) as system:
-        result = system.run(SimulationSpec(step_size=10.0, stop_time=4000.0, parameters=constant_current(5.0)))
+        result = run(system, SimulationSpec(step_size=10.0, stop_time=4000.0, parameters=constant_current(5.0)))
     assert result.status == "failed"
     assert result.reason.startswith(f"FMU 'Cell' returned fmi{fmi_version[0]}Error in doStep at t=3600 s: ")
     assert "over-discharged" in result.reason and result.stopped_at == 3600.0
@@ -77,7 +77,7 @@ def test_over_discharge_reports_what_the_cell_logged(build: BuildFmu, fmi_versio
 def test_a_refused_parameter_fails_the_set_up_with_the_fmu_message(build: BuildFmu, fmi_version: str) -> None:
     spec = SimulationSpec(step_size=1.0, stop_time=10.0, parameters={"Cell.capacity_Ah": -1.0})
     with cell_system(build, fmi_version) as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "failed" and result.rows == 0
     assert f"fmi{fmi_version[0]}ExitInitializationMode" in result.reason
     assert "capacity_Ah must be > 0, got -1" in result.reason
@@ -106,7 +106,7 @@ def test_a_crashing_fmu_fails_the_run_in_a_child_process(build: BuildFmu, fmi_ve
 def test_a_subprocess_run_matches_the_same_run_in_process(build: BuildFmu) -> None:
     spec = SimulationSpec(step_size=1.0, stop_time=300.0, parameters=constant_current(5.0))
     with cell_system(build, "2.0") as system:
-        here = system.run(spec)
+        here = run(system, spec)
         fmus = {name: fmu.path for name, fmu in system.fmus.items()}
     progress: list[float] = []
     there = run_in_subprocess(fmus, CELL_TO_CYCLER, spec, on_progress=progress.append, timeout_s=60)
@@ -125,8 +125,8 @@ def test_cancel_stops_the_run_between_blocks(build: BuildFmu) -> None:
         return len(calls) >= 2
 
     with cell_system(build, "2.0") as system:
-        result = system.run(
-            SimulationSpec(step_size=1.0, stop_time=3000.0, parameters=constant_current(1.0)), cancel=cancel
+        result = run(
+            system, SimulationSpec(step_size=1.0, stop_time=3000.0, parameters=constant_current(1.0)), cancel=cancel
         )
     assert result.status == "cancelled" and result.end_cause == "cancelled"
     assert 0 < result.stopped_at < 3000.0 and result.reason == f"cancelled at t={result.stopped_at:g} s"
@@ -148,7 +148,7 @@ def test_a_failing_metrics_callback_fails_the_run(build: BuildFmu) -> None:
         raise ConnectionError("broker gone")
 
     with cell_system(build, "2.0") as system:
-        result = system.run(SimulationSpec(step_size=1.0, stop_time=100.0), broken, batch_rows=10)
+        result = run(system, SimulationSpec(step_size=1.0, stop_time=100.0), broken, batch_rows=10)
     assert result.status == "failed" and result.end_cause == "callback"
     assert "ConnectionError('broker gone')" in result.reason
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastlims.benches.cosim import SimulationSpec, load_system
+from fastlims.benches.cosim import SimulationSpec, load_system, run
 
 from .conftest import BuildFmu
 from .cosim_testkit import C1, C2, CAPACITY_AH, R0, R1, R2, cell_system, constant_current, ocv, profile
@@ -34,7 +34,7 @@ def reference_cell(
 @pytest.mark.parametrize("fmi_version", VERSIONS)
 def test_constant_current_discharge_follows_coulomb_counting(build: BuildFmu, fmi_version: str) -> None:
     with cell_system(build, fmi_version) as system:
-        result = system.run(SimulationSpec(step_size=1.0, stop_time=1800.0, parameters=constant_current(5.0)))
+        result = run(system, SimulationSpec(step_size=1.0, stop_time=1800.0, parameters=constant_current(5.0)))
     assert result.status == "completed", result.reason
     assert result.end_cause == "stop_time" and result.stopped_at == 1800.0 and result.steps == 1800
     t = result.columns["time"]
@@ -53,7 +53,7 @@ def test_current_pulse_gives_the_r0_drop_then_rc_relaxation(build: BuildFmu, fmi
     pulse = profile("Cycler/current_setpoint", [(0, 0.0), (10, 5.0), (110, 0.0), (400, 0.0)])
     spec = SimulationSpec(step_size=1.0, profiles=[pulse], profile_interpolation="previous")
     with cell_system(build, fmi_version) as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "completed" and result.end_cause == "profile_end" and result.stopped_at == 400.0
     t, v, current = result.columns["time"], result.columns["Cell.V"], result.columns["Cell.I"]
     np.testing.assert_array_equal(current, np.where((t >= 10) & (t < 110), 5.0, 0.0))
@@ -79,7 +79,7 @@ def test_current_pulse_gives_the_r0_drop_then_rc_relaxation(build: BuildFmu, fmi
 def test_profile_in_milliamps_is_interpolated_and_converted_to_amps(build: BuildFmu, fmi_version: str) -> None:
     ramp = profile("Cycler/current_setpoint", [(0, 0.0), (100, 10_000.0)], unit="mA")
     with cell_system(build, fmi_version) as system:
-        result = system.run(SimulationSpec(step_size=0.5, profiles=[ramp]))
+        result = run(system, SimulationSpec(step_size=0.5, profiles=[ramp]))
     t = result.columns["time"]
     assert result.status == "completed" and t[-1] == 100.0
     np.testing.assert_allclose(result.columns["Cycler.current_setpoint"], t / 10.0, rtol=0, atol=1e-12)
@@ -95,7 +95,7 @@ def test_initial_values_are_propagated_before_the_first_step(build: BuildFmu, fm
     """FMPy's SSP simulation starts every connector at 0.0; here the first step already sees 3 A."""
     constant = profile("Cycler/current_setpoint", [(0, 3.0), (10, 3.0)])
     with cell_system(build, fmi_version) as system:
-        result = system.run(SimulationSpec(step_size=1.0, profiles=[constant]))
+        result = run(system, SimulationSpec(step_size=1.0, profiles=[constant]))
     assert result.columns["Cell.I"][0] == 3.0
     assert result.columns["Cell.V"][0] == pytest.approx(4.2 - 3.0 * R0, abs=1e-12)
     assert result.columns["Cell.SOC"][1] == pytest.approx(1.0 - 3.0 / (3600.0 * CAPACITY_AH), abs=1e-15)
@@ -105,7 +105,7 @@ def test_initial_values_are_propagated_before_the_first_step(build: BuildFmu, fm
 def test_doe_parameters_are_applied_by_bare_and_qualified_name(build: BuildFmu, fmi_version: str) -> None:
     parameters = {"capacity_Ah": 2.0, "Cell.R0_ohm": 0.05, "current_A": 4.0, "mode": 1, "Cell.R1_ohm": 0.0}
     with cell_system(build, fmi_version) as system:
-        result = system.run(SimulationSpec(step_size=1.0, stop_time=60.0, parameters=parameters))
+        result = run(system, SimulationSpec(step_size=1.0, stop_time=60.0, parameters=parameters))
     assert result.parameters == {
         "Cell.capacity_Ah": 2.0, "Cell.R0_ohm": 0.05, "Cycler.current_A": 4.0, "Cycler.mode": 1, "Cell.R1_ohm": 0.0,
     }  # fmt: skip
@@ -125,7 +125,7 @@ def test_voltage_cut_off_from_the_test_procedure_stops_at_the_right_point(build:
     parameters = {**constant_current(5.0), "Cell.SOC0": 0.3, "Cell.R1_ohm": 0.0, "Cell.R2_ohm": 0.0}
     spec = SimulationSpec.from_request(variables, step_size=1.0, duration_s=3600.0, parameters=parameters)
     with cell_system(build, fmi_version) as system:
-        result = system.run(spec)
+        result = run(system, spec)
     # Independently: V = OCV(0.3 - t/3600) - 5 A * R0 on the 1 s grid; the first point at or below
     # 3.4123 V (a level between two points, so rounding cannot move it).
     grid = np.arange(0.0, 3601.0)
@@ -164,7 +164,7 @@ def test_jacobi_and_gauss_seidel_differ_by_one_step_of_the_upstream_signal(build
                     algorithm=algorithm,
                     parameters={"Source.mode": 1, "Source.current_A": 1.0},
                 )
-                result = system.run(spec)
+                result = run(system, spec)
                 assert result.status == "completed", result.reason
                 assert any("'Ah' but Cycler/current_setpoint expects 'A'" in note for note in result.notes)
                 soc[algorithm] = result.columns["Cell.SOC"][-1]

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from fastlims.benches.cosim import CosimError, SimulationSpec, conversion, load_system, stop_conditions_from_procedures
+from fastlims.benches.cosim import (
+    CosimError,
+    SimulationSpec,
+    conversion,
+    load_system,
+    run,
+    stop_conditions_from_procedures,
+)
 
 from .conftest import BuildFmu
 from .cosim_testkit import cell_system, profile
@@ -27,7 +34,7 @@ def test_fmus_are_named_after_their_files_and_ordered_along_the_connections(buil
         assert {n: f.fmi_version for n, f in system.fmus.items()} == {"Cell": "3.0", "Cycler": "2.0"}
         assert system.resolve("Cell.V") == system.resolve("Cell/V")
         assert system.default_step_size() == 1.0  # both declare DefaultExperiment stepSize="1"
-        result = system.run(SimulationSpec(step_size=1.0, stop_time=10.0, parameters={"mode": 1, "current_A": 5.0}))
+        result = run(system, SimulationSpec(step_size=1.0, stop_time=10.0, parameters={"mode": 1, "current_A": 5.0}))
     assert result.status == "completed" and result.columns["Cell.I"][0] == 5.0  # FMI 2 drives FMI 3
 
 
@@ -76,7 +83,7 @@ def test_spec_problems_are_reported_before_any_fmu_runs(build: BuildFmu) -> None
         outputs=("Cell.SOC", "Nope.x"),
     )
     with cell_system(build, "2.0") as system, pytest.raises(CosimError) as excinfo:
-        system.run(spec)
+        run(system, spec)
     text = problems(excinfo)
     assert "custom_profile 'Cell/I' drives Cell/I, which is already driven by Cycler/current" in text
     assert "parameter 'capacity_Ahh': no FMU declares it; did you mean capacity_Ah?" in text
@@ -99,13 +106,14 @@ def test_a_profile_must_name_an_input_and_a_convertible_unit(build: BuildFmu) ->
         }
         for name, (unit, message) in cases.items():
             with pytest.raises(CosimError) as excinfo:
-                system.run(SimulationSpec(step_size=1.0, profiles=[profile(name, [(0, 1.0), (5, 1.0)], unit=unit)]))
+                run(system, SimulationSpec(step_size=1.0, profiles=[profile(name, [(0, 1.0), (5, 1.0)], unit=unit)]))
             assert message in problems(excinfo), problems(excinfo)
         with pytest.raises(CosimError) as excinfo:
-            system.run(
+            run(
+                system,
                 SimulationSpec(
                     step_size=1.0, profiles=[profile("Cycler/current_setpoint", [(0, 1.0), (5, 1.0)], unit="furlongs")]
-                )
+                ),
             )
         assert "unit 'furlongs' is unknown" in problems(excinfo)
 

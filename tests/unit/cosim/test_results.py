@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fastlims.benches import results
-from fastlims.benches.cosim import RunResult, SimulationSpec
+from fastlims.benches.cosim import RunResult, SimulationSpec, run
 
 from .conftest import BuildFmu
 from .cosim_testkit import cell_system, profile
@@ -25,7 +25,7 @@ def pulse_run(build: BuildFmu) -> RunResult:
         step_size=0.5, profiles=[pulses], profile_interpolation="previous", parameters={"Cell.SOC0": 0.8}
     )
     with cell_system(build, "3.0") as system:
-        result = system.run(spec)
+        result = run(system, spec)
     assert result.status == "completed", result.reason
     return result
 

@@ -11,6 +11,8 @@ from fastlims.procedures.model import ResolvedProcedure
 from fastlims.procedures.program import Code, Mode, Until
 from tests.unit.procedures.cell_model import Cell, run_both
 
+LIMITS = {"charge_limit_A": 5.0, "discharge_limit_A": 10.0}
+
 
 def resolved(steps: list[dict[str, object]], **safety: float) -> ResolvedProcedure:
     limits = {
@@ -37,12 +39,12 @@ def test_every_step_type_compiles_in_document_order() -> None:
                 "steps": [
                     {"type": "cc", "id": 1, "path": "steps[1].steps[0]", "current_A": 2.5,
                      "until": [{"kind": "voltage_above_V", "value": 4.1}]},
-                    {"type": "cv", "id": 2, "path": "steps[1].steps[1]", "voltage_V": 4.1,
+                    {"type": "cv", "id": 2, "path": "steps[1].steps[1]", "voltage_V": 4.1, **LIMITS,
                      "until": [{"kind": "current_below_A", "value": 0.25}]},
                     {"type": "pulse", "id": 3, "path": "steps[1].steps[2]", "current_A": -10.0, "duration_s": 10.0},
                 ],
             },
-            {"type": "profile", "id": 4, "path": "steps[2]", "quantity": "current", "interpolation": "linear",
+            {"type": "profile", "id": 4, "path": "steps[2]", "quantity": "current", "interpolation": "linear", **LIMITS,
              "points": [[0, -1.0], [30, 1.0]], "until": [{"kind": "voltage_below_V", "value": 3.0}]},
             {"type": "external", "id": 5, "path": "steps[3]", "action": "vibration", "description": "",
              "duration_s": 60.0},
@@ -55,7 +57,7 @@ def test_every_step_type_compiles_in_document_order() -> None:
     ]  # fmt: skip
     assert program.ops[1].value == 2 and program.ops[1].cycle
     assert program.ops[5].target == 1
-    assert program.ops[3].limits == (5.0, 10.0)  # the safety limits, no step limit given
+    assert program.ops[3].limits == (5.0, 10.0)
     assert program.ops[4].until == ((Until.TIME, 10.0),)
     assert program.ops[6].until == ((Until.VOLTAGE_BELOW, 3.0), (Until.TIME, 30.0))
     assert program.profile.tolist() == [[0.0, -1.0], [30.0, 1.0]]
@@ -69,7 +71,7 @@ def test_a_compiled_cccv_capacity_test_runs_to_completion_on_the_cell() -> None:
         [
             {"type": "cc", "id": 0, "path": "steps[0]", "current_A": 2.5,
              "until": [{"kind": "voltage_above_V", "value": 4.1}]},
-            {"type": "cv", "id": 1, "path": "steps[1]", "voltage_V": 4.1,
+            {"type": "cv", "id": 1, "path": "steps[1]", "voltage_V": 4.1, **LIMITS,
              "until": [{"kind": "current_below_A", "value": 0.25}]},
             {"type": "rest", "id": 2, "path": "steps[2]", "until": [{"kind": "time_s", "value": 600}]},
             {"type": "cc", "id": 3, "path": "steps[3]", "current_A": -5.0 / 3,

@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from fastlims.benches.cosim.engine import Batch, RunResult
+from fastlims.benches.cosim.engine import run
 from fastlims.benches.cosim.errors import CosimError
+from fastlims.benches.cosim.recording import Batch, RunResult
 from fastlims.benches.cosim.spec import SimulationSpec
 from fastlims.benches.cosim.system import load_system
 
@@ -42,9 +43,9 @@ def simulate(
     **options: Any,
 ) -> RunResult:
     """Load the system (unpacking into ``work_dir``, default a temporary folder), run ``spec`` once
-    (``options`` as :meth:`System.run`), unload it."""
+    (``options`` as :func:`~.engine.run`), unload it."""
     with load_system(fmus, connections, work_dir=work_dir) as system:
-        return system.run(spec, on_batch, **options)
+        return run(system, spec, on_batch, **options)
 
 
 def _child(

@@ -22,7 +22,7 @@ import numpy as np
 
 from fastlims.benches.cosim.errors import CosimError
 from fastlims.benches.cosim.spec import COMPARISONS, SimulationSpec, StopCondition
-from fastlims.benches.cosim.system import BOOLEAN_TYPES, INTEGER_TYPES, Connection, Port, System
+from fastlims.benches.cosim.system import BOOLEAN_TYPES, INTEGER_TYPES, Connection, CosimSystem, Port
 from fastlims.benches.cosim.units import conversion
 
 Parameter = tuple[Port, float | int | bool]
@@ -97,7 +97,7 @@ class Plan:
         return self.start + step * self.step
 
 
-def make_plan(system: System, spec: SimulationSpec) -> Plan:
+def make_plan(system: CosimSystem, spec: SimulationSpec) -> Plan:
     """The plan of ``spec`` on ``system``; :class:`CosimError` lists every problem."""
     problems: list[str] = []
     notes: list[str] = list(system.warnings)
@@ -150,7 +150,7 @@ def _steps(spec: SimulationSpec, problems: list[str], notes: list[str]) -> tuple
 
 
 def _profiles(
-    system: System, spec: SimulationSpec, problems: list[str], notes: list[str]
+    system: CosimSystem, spec: SimulationSpec, problems: list[str], notes: list[str]
 ) -> list[tuple[Port, np.ndarray, np.ndarray]]:
     driven = {(c.target.fmu, c.target.name): c.source.reference for c in system.connections}
     found: list[tuple[Port, np.ndarray, np.ndarray]] = []
@@ -180,7 +180,7 @@ def _profiles(
     return found
 
 
-def _parameters(system: System, spec: SimulationSpec, problems: list[str]) -> list[Parameter]:
+def _parameters(system: CosimSystem, spec: SimulationSpec, problems: list[str]) -> list[Parameter]:
     """The DoE run's values: ``FMU.name``, or a bare name set in every FMU that declares it."""
     found: list[Parameter] = []
     for name, value in spec.parameters.items():
@@ -230,7 +230,9 @@ def _parameter_problem(port: Port, value: float | int | bool) -> str | None:
     return None
 
 
-def _recorded(system: System, spec: SimulationSpec, problems: list[str], notes: list[str]) -> dict[str, list[Port]]:
+def _recorded(
+    system: CosimSystem, spec: SimulationSpec, problems: list[str], notes: list[str]
+) -> dict[str, list[Port]]:
     wanted: dict[str, list[Port]] = {name: [] for name in system.order}
     if spec.outputs is None:
         for name in system.order:
@@ -254,7 +256,7 @@ def _recorded(system: System, spec: SimulationSpec, problems: list[str], notes: 
 
 
 def _condition_ports(
-    system: System, spec: SimulationSpec, wanted: dict[str, list[Port]], problems: list[str]
+    system: CosimSystem, spec: SimulationSpec, wanted: dict[str, list[Port]], problems: list[str]
 ) -> list[tuple[StopCondition, Port]]:
     found: list[tuple[StopCondition, Port]] = []
     for condition in spec.stop_conditions:
@@ -272,7 +274,7 @@ def _condition_ports(
     return found
 
 
-def _groups(system: System) -> dict[str, list[Group]]:
+def _groups(system: CosimSystem) -> dict[str, list[Group]]:
     position = {name: i for i, name in enumerate(system.order)}
     groups: dict[str, list[Group]] = {name: [] for name in system.order}
     by_pair: dict[tuple[str, str], Group] = {}
@@ -286,7 +288,7 @@ def _groups(system: System) -> dict[str, list[Group]]:
 
 
 def _layout(
-    plan: Plan, system: System, profiles: list[tuple[Port, np.ndarray, np.ndarray]], wanted: dict[str, list[Port]]
+    plan: Plan, system: CosimSystem, profiles: list[tuple[Port, np.ndarray, np.ndarray]], wanted: dict[str, list[Port]]
 ) -> dict[tuple[str, str], int]:
     """Assign the row's columns (see the module docstring); returns variable -> column."""
     where: dict[tuple[str, str], int] = {}

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fastlims.benches.cosim.errors import CosimError
-from fastlims.requests.variables import CustomProfile, Variables
+from fastlims.messaging.variables import CustomProfile, Variables
 
 Algorithm = Literal["jacobi", "gauss_seidel"]
 Comparison = Literal["<", "<=", ">", ">=", "==", "!="]

@@ -14,21 +14,17 @@ import math
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fmpy
 from fmpy import read_model_description
 from pydantic import ValidationError
 
 from fastlims.benches.cosim.errors import CosimError
-from fastlims.requests.variables import SignalConnection
-
-if TYPE_CHECKING:
-    from fastlims.benches.cosim.engine import Batch, RunResult
-    from fastlims.benches.cosim.spec import SimulationSpec
+from fastlims.messaging.variables import SignalConnection
 
 FMI_VERSIONS = ("2.0", "3.0")
 REAL_TYPES = frozenset({"Real", "Float64"})
@@ -214,13 +210,15 @@ def _connection_items(connections: object) -> list[object]:
     )
 
 
-class System:
-    """The FMUs of one co-simulation and their validated connections; a context manager.
+class CosimSystem:
+    """The FMUs of one co-simulation and their validated connections: plain data (and lookups),
+    a context manager that deletes the unpacked FMUs.
 
     Build it with :func:`load_system`. ``order`` is the FMUs in topological order of the
     connections (an FMU after those that drive it; the given order breaks ties and loops);
     ``warnings`` lists what the master tolerates but a reader should know (unit mismatches,
-    loops). :meth:`run` simulates it; the system may run many times (one DoE run each).
+    loops). :func:`fastlims.benches.cosim.run` simulates it; it may run many times (one DoE run
+    each). Named apart from ``fastlims.system.System``, the running LIMS.
     """
 
     def __init__(self, fmus: dict[str, LoadedFmu], connections: list[Connection], work_dir: Path, owns_work: bool):
@@ -304,35 +302,6 @@ class System:
                     sizes.append(size)
         return min(sizes) if sizes else None
 
-    # -- running --
-
-    def run(
-        self,
-        spec: SimulationSpec,
-        on_batch: Callable[[Batch], None] | None = None,
-        *,
-        batch_rows: int | None = None,
-        batch_every_s: float | None = None,
-        cancel: Callable[[], bool] | None = None,
-        on_progress: Callable[[float], None] | None = None,
-        on_block_start: Callable[[float, float], None] | None = None,
-        wall_timeout_s: float | None = None,
-    ) -> RunResult:
-        """Simulate ``spec`` on fresh FMU instances; see :func:`fastlims.benches.cosim.engine.run`."""
-        from fastlims.benches.cosim.engine import run
-
-        return run(
-            self,
-            spec,
-            on_batch,
-            batch_rows=batch_rows,
-            batch_every_s=batch_every_s,
-            cancel=cancel,
-            on_progress=on_progress,
-            on_block_start=on_block_start,
-            wall_timeout_s=wall_timeout_s,
-        )
-
     def close(self) -> None:
         """Delete the unpacked FMUs (instances are freed by each run)."""
         if self._owns_work:
@@ -341,7 +310,7 @@ class System:
             for fmu in self.fmus.values():
                 shutil.rmtree(fmu.unzip_dir, ignore_errors=True)
 
-    def __enter__(self) -> System:
+    def __enter__(self) -> CosimSystem:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -454,14 +423,14 @@ def load_system(
     connections: object = (),
     *,
     work_dir: Path | None = None,
-) -> System:
+) -> CosimSystem:
     """Load the FMUs and validate the connections between them.
 
     ``fmus``: paths (each FMU named after its file, without ``.fmu``) or a mapping name → path.
     ``connections``: the seed's ``FMU_signal_connections`` (dicts or
-    :class:`~fastlims.requests.variables.SignalConnection`), or the whole ``inter_connection.json``
+    :class:`~fastlims.messaging.variables.SignalConnection`), or the whole ``inter_connection.json``
     document. Each FMU is unpacked into ``work_dir`` (default: a new temporary folder, deleted by
-    :meth:`System.close`); no binary is loaded until a run. Raises :class:`CosimError` listing
+    :meth:`CosimSystem.close`); no binary is loaded until a run. Raises :class:`CosimError` listing
     every problem: missing or broken files, FMI versions other than 2.0/3.0, no binary for this
     platform, unknown FMUs or variables, a connection that does not go output → input, an input
     driven twice, non-Real signals.
@@ -482,7 +451,7 @@ def load_system(
     connections_found: list[Connection] = []
     if not problems:
         connections_found = _connections(loaded, _connection_items(connections), problems, warnings)
-    system = System(loaded, connections_found, work, owns_work)
+    system = CosimSystem(loaded, connections_found, work, owns_work)
     if problems:
         system.close()
         raise CosimError(problems)

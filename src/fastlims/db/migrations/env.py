@@ -1,13 +1,18 @@
-"""Alembic environment: runs against the URL that ``fastlims.db.migrate`` puts in the config."""
+"""Alembic environment: runs against the URL that ``fastlims.db.migrate`` puts in the config.
+
+The tables of every capability come from the composition root (``bootstrap.metadata()``): only
+the entry layer may import every capability, so ``fastlims.db`` itself knows none of them.
+"""
 
 from __future__ import annotations
 
 from alembic import context
 
+from fastlims.bootstrap import metadata as all_tables
 from fastlims.db.engine import make_engine
-from fastlims.db.registry import metadata
 
 config = context.config
+metadata = all_tables()
 
 
 def run_migrations_offline() -> None:

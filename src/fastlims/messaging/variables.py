@@ -1,4 +1,5 @@
-"""The seed's Figure 2 ``variables`` object, shared by the REST API and the MQTT request message.
+"""The seed's Figure 2 ``variables`` object: part of the MQTT request message (so it lives with the
+message schemas, which partners' code may import alone), and what the REST API accepts.
 
 Field names and shapes are the seed's, byte for byte (``test_procedures``, ``custom_profile``
 with ``Name``/``type``/``unit``/``values[{timestamp, value}]``, ``FMU_signal_connections`` with

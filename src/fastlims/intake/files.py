@@ -1,4 +1,5 @@
-"""Writing the pipeline's outputs so a step that runs again leaves each file once and whole.
+"""Writing files into the storage so that a step that runs again leaves each file once and whole
+(the pipeline's outputs, a virtual run's results).
 
 A file is written to a temporary name beside its target and renamed over it. The temporary name
 is fixed (``.<name>.partial``), so a step killed between the write and the rename, when it runs

@@ -75,13 +75,15 @@ class Limit(IntEnum):
 
 
 class Code(IntEnum):
-    """What a sample returns: go on, or why the run ends."""
+    """What a sample returns: go on, or why the run ends. The values are distinct from the FMI
+    statuses (0-4) the co-simulation loop also sees, so the loop tells the controller's end apart
+    from an FMU's error and never mistakes it for a warning (1)."""
 
     CONTINUE = 0
-    COMPLETE = 1
-    SAFETY = 2
-    EXTERNAL = 3  # an operator/fixture step: only a physical bench can run it
-    INVALID = 4  # a NaN measurement or a broken program
+    COMPLETE = 10
+    SAFETY = 11
+    EXTERNAL = 12  # an operator/fixture step: only a physical bench can run it
+    INVALID = 13  # a NaN measurement or a broken program
 
 
 LIMIT_NAMES = {

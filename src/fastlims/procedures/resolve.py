@@ -6,7 +6,10 @@ convention (positive = charge), fills the safety limits from the ratings and che
 against them. :func:`validate` runs the same checks and returns every :class:`Problem` (step path,
 text line, message) instead of raising.
 
-Safety limits left out come from the ratings: voltages and temperatures from the rated window,
+Safety limits left out come from the ratings: voltages from the rated window widened by
+:data:`VOLTAGE_MARGIN_PER_CELL_V` per cell in series (a CV hold at MaxVoltageV regulates to a
+fraction of a millivolt, not exactly, and a cut-off at MinVoltageV is seen one sample late: a
+cycler's limits sit just outside its operating window), temperatures from the rated window,
 currents from MaxPulseCurrentA (a pulse at the pulse rating must not trip the run; each step's
 continuous current is checked against MaxCharge/MaxDischargeCurrentA here, before the run), and
 ``delay_s`` 1 s. A procedure may only tighten them. An ``abuse`` procedure (overcharge, forced
@@ -62,6 +65,7 @@ from fastlims.procedures.text import step_text
 __all__ = ["ABUSE_TAG", "DEFAULT_DELAY_S", "resolve", "validate"]
 
 ABUSE_TAG = "abuse"
+VOLTAGE_MARGIN_PER_CELL_V = 0.02  # default voltage limits: the rated window widened by this per cell
 DEFAULT_DELAY_S = 1.0
 #: Fields that may hold a ``"{name}"`` variable reference (steps and terminations).
 _NUMERIC_KEYS = frozenset(
@@ -281,22 +285,24 @@ def _run(
 
 def _safety(procedure: Procedure, r: UutRatings, problems: list[Problem]) -> ResolvedSafety | None:
     given = procedure.safety
+    margin = VOLTAGE_MARGIN_PER_CELL_V * r.series_count
     rated = {
-        "max_voltage_V": r.max_voltage_V,
-        "min_voltage_V": r.min_voltage_V,
+        "max_voltage_V": r.max_voltage_V + margin,
+        "min_voltage_V": r.min_voltage_V - margin,
         "max_charge_current_A": r.max_pulse_current_A,
         "max_discharge_current_A": r.max_pulse_current_A,
         "max_temperature_C": r.max_temperature_C,
         "min_temperature_C": r.min_temperature_C,
     }
     source = {
-        "max_voltage_V": "MaxVoltageV",
-        "min_voltage_V": "MinVoltageV",
+        "max_voltage_V": f"MaxVoltageV {r.max_voltage_V:g} + {margin:g} V",
+        "min_voltage_V": f"MinVoltageV {r.min_voltage_V:g} - {margin:g} V",
         "max_charge_current_A": "MaxPulseCurrentA",
         "max_discharge_current_A": "MaxPulseCurrentA",
         "max_temperature_C": "MaxTemperatureC",
         "min_temperature_C": "MinTemperatureC",
     }
+    source = {key: text if " " in text else f"{text} {rated[key]:g}" for key, text in source.items()}
     filled: dict[str, float] = {}
     for key, rating in rated.items():
         value = getattr(given, key)
@@ -307,7 +313,7 @@ def _safety(procedure: Procedure, r: UutRatings, problems: list[Problem]) -> Res
         if looser and not procedure.abuse:
             problems.append(
                 Problem(
-                    message=f"safety {key} {value:g} is looser than the UUT's {source[key]} {rating:g}; "
+                    message=f"safety {key} {value:g} is looser than {rating:g} (the UUT's {source[key]}); "
                     "a procedure may only tighten the ratings (declare abuse: true for an abuse test)"
                 )
             )

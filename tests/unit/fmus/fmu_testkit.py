@@ -26,7 +26,7 @@ __all__ = ["FMICallException", "Cosim", "ocv_reference", "OCV_SOC", "OCV_V"]
 # this independent copy rather than against its own numbers.
 OCV_SOC = np.linspace(0.0, 1.0, 21)
 OCV_V = np.array(
-    [3.000, 3.300, 3.450, 3.510, 3.550, 3.585, 3.615, 3.640, 3.665, 3.690, 3.720,
+    [2.500, 3.300, 3.450, 3.510, 3.550, 3.585, 3.615, 3.640, 3.665, 3.690, 3.720,
      3.755, 3.795, 3.840, 3.885, 3.930, 3.975, 4.020, 4.070, 4.130, 4.200]
 )  # fmt: skip
 

@@ -63,7 +63,8 @@ def test_resolution_signs_currents_and_turns_c_rates_into_amperes() -> None:
     assert isinstance(inner, ResolvedRepeat) and not inner.cycle
     assert resolved.values == {"rate": 0.5}
     s = resolved.safety
-    assert (s.max_voltage_V, s.min_voltage_V, s.max_temperature_C, s.min_temperature_C) == (4.2, 2.5, 55.0, -20.0)
+    # the rated voltage window widened by 20 mV per cell in series (one cell here)
+    assert (s.max_voltage_V, s.min_voltage_V, s.max_temperature_C, s.min_temperature_C) == (4.22, 2.48, 55.0, -20.0)
     assert (s.max_charge_current_A, s.max_discharge_current_A, s.delay_s) == (250.0, 250.0, 1.0)
 
 
@@ -142,10 +143,10 @@ def test_safety_may_tighten_but_not_loosen() -> None:
     assert resolved.safety.max_voltage_V == 4.1 and resolved.safety.delay_s == 0.0
     problems = _problems("# safety: max_voltage_V=4.5 min_temperature_C=-40\nCharge at 1C until 4.1 V\n")
     assert problems == [
-        "procedure: safety max_voltage_V 4.5 is looser than the UUT's MaxVoltageV 4.2; a procedure may only tighten "
-        "the ratings (declare abuse: true for an abuse test)",
-        "procedure: safety min_temperature_C -40 is looser than the UUT's MinTemperatureC -20; a procedure may only "
-        "tighten the ratings (declare abuse: true for an abuse test)",
+        "procedure: safety max_voltage_V 4.5 is looser than 4.22 (the UUT's MaxVoltageV 4.2 + 0.02 V); a procedure "
+        "may only tighten the ratings (declare abuse: true for an abuse test)",
+        "procedure: safety min_temperature_C -40 is looser than -20 (the UUT's MinTemperatureC -20); a procedure "
+        "may only tighten the ratings (declare abuse: true for an abuse test)",
     ]
     # a termination beyond a tightened safety limit would trip the run
     assert "outside the safety limits" in _problems("# safety: max_voltage_V=4.1\nCharge at 1C until 4.15 V\n")[0]

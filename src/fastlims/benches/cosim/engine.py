@@ -25,6 +25,7 @@ exception in ``on_batch``. A crash (SIGSEGV) kills the process: see :mod:`.isola
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 from fmpy.fmi1 import FMICallException
 
+from fastlims.benches.cosim.control import end_of, start_controller
 from fastlims.benches.cosim.errors import CosimError
 from fastlims.benches.cosim.fastpath import (
     MAX_CHUNK,
@@ -49,11 +51,13 @@ from fastlims.benches.cosim.plan import Plan, Profile, make_plan, seconds
 from fastlims.benches.cosim.recording import Batch, BatchCallbackError, Recorder, RunResult, Status
 from fastlims.benches.cosim.spec import SimulationSpec
 from fastlims.benches.cosim.system import CosimSystem
+from fastlims.procedures.native import NativeController
 
 FIRST_CHUNK = 8  # the first block is short: a slow FMU reports progress early
 CHUNK_TARGET_S = 0.02  # blocks grow or shrink towards this wall time (cancel, progress, metrics latency)
 WARNINGS_NOTED = 5
 LOG_KEPT = 200
+CONTROLLER = "procedure controller"  # the row call that runs a test procedure (spec.procedure)
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class _Runner:
         self.calls: PreparedCalls
         self.program: Program  # the calls of the block being run
         self.timing: MasterTiming | None = None  # set when the calls are prepared
-        columns = [p.column for profiles in plan.profiles.values() for p in profiles]
+        self.controller: NativeController | None = None  # runs spec.procedure, when there is one
+        columns = [p.column for profiles in plan.profiles.values() for p in profiles if not p.controlled]
         self._profile_columns = np.array(columns, dtype=np.intp)
         self._profile_set = np.full(len(columns), np.nan)  # what the profile inputs hold now
 
@@ -138,12 +143,16 @@ class _Runner:
                 self._guarded(i, "fmi3EnterInitializationMode", i.slave.enterInitializationMode, None, plan.start, end)
             else:
                 self._guarded(i, "fmi2EnterInitializationMode", i.slave.enterInitializationMode)
+        initial = self._start_controller() if plan.control is not None else {}
         # Initial values before the first step: profiles at the start, then the connections along
         # the order, twice (the second sweep carries values around loops).
         for _sweep in range(2):
             for i in order:
                 for profile in plan.profiles[i.name]:
-                    value = float(self.profile_values(profile, np.array([plan.start]))[0])
+                    if profile.controlled:
+                        value = initial[profile.column]
+                    else:
+                        value = float(self.profile_values(profile, np.array([plan.start]))[0])
                     self._guarded(
                         i, f"setting input {profile.port.name}", i.set_reals, [profile.port.value_reference], [value]
                     )
@@ -163,13 +172,51 @@ class _Runner:
             exit_mode = "fmi3ExitInitializationMode" if i.fmi3 else "fmi2ExitInitializationMode"
             self._guarded(i, exit_mode, i.slave.exitInitializationMode)
         self.buffers = RowBuffers(plan, sum(1 for i in order if i.fmi3))
-        self.calls = PreparedCalls(plan, self.instances, spec.algorithm, self.buffers, self.row_calls)
+        row_calls = list(self.row_calls)
+        if self.controller is not None:  # the first point's commands, then the controller at every point
+            for column, value in initial.items():
+                self.buffers.rows[0, column] = value
+            row_calls.append(RowCall(CONTROLLER, self.controller.row_function, self.controller.handle))
+        self.calls = PreparedCalls(plan, self.instances, spec.algorithm, self.buffers, row_calls)
         self.program = self.calls.full
         self.timing = MasterTiming(self.calls.null)
         for profiles in plan.profiles.values():
             for profile in profiles:  # as set in initialization mode
+                if profile.controlled:
+                    continue
                 index = int(np.flatnonzero(self._profile_columns == profile.column)[0])
                 self._profile_set[index] = self.profile_values(profile, np.array([plan.start]))[0]
+
+    def _start_controller(self) -> dict[int, float]:
+        """Start the procedure's controller; returns the controlled inputs' first values (raw)."""
+        control = self.plan.control
+        assert control is not None
+        controller = self.controller = start_controller(control, tick_s=self.plan.step, t0=self.plan.start)
+        values = {control.layout.current_command: controller.command_raw}
+        if control.layout.ambient_command >= 0:
+            raw = control.initial_ambient_raw
+            if math.isnan(raw):  # no ambient before the procedure sets one: the model's own
+                port = next(
+                    p.port
+                    for ps in self.plan.profiles.values()
+                    for p in ps
+                    if p.column == control.layout.ambient_command
+                )
+                instance = self.instances[port.fmu]
+                raw = float(
+                    self._guarded(instance, f"reading {port.name}", instance.get_reals, [port.value_reference])[0]
+                )
+                gain, bias = control.conversions.ambient
+                controller.state.ambient = (raw - bias) / gain
+            values[control.layout.ambient_command] = raw
+        return values
+
+    def carry(self, rows: int) -> None:
+        """The controller wrote the next point's commands after the block's last row: they open
+        the next block."""
+        if self.plan.control is not None:
+            columns = list(self.plan.control.command_columns)
+            self.buffers.rows[0, columns] = self.buffers.rows[rows, columns]
 
     def close(self) -> None:
         for instance in self.instances.values():
@@ -189,7 +236,8 @@ class _Runner:
         self.buffers.rows[:rows, 0] = times
         for profiles in self.plan.profiles.values():
             for profile in profiles:
-                self.buffers.rows[:rows, profile.column] = self.profile_values(profile, times)
+                if not profile.controlled:
+                    self.buffers.rows[:rows, profile.column] = self.profile_values(profile, times)
         if self.calls.fmi3_column:
             self.buffers.flags[:rows] = 0
         self.program = self.calls.full
@@ -274,6 +322,9 @@ class _Runner:
         the FMU, the call and the time with what the FMU logged, or completed when an FMU's
         doStep discarded because it asked to terminate."""
         at = seconds(self.plan.time(first_step + row))
+        if info.function == "call" and info.fmu == CONTROLLER and self.controller is not None:
+            ended, cause, reason = end_of(self.controller, status, self.plan.time(first_step + row), self.plan.start)
+            return _Event(ended, cause, reason, valid)  # type: ignore[arg-type]
         if info.function == "call":
             return _Event("failed", "error", f"{info.what} returned status {status} at t={at} s", valid)
         instance = self.instances[info.fmu]
@@ -335,7 +386,8 @@ def run(
     plan = make_plan(system, spec)
     runner = _Runner(system, spec, plan, row_calls)
     every = None if batch_rows is not None else (batch_every_s or 0.5)
-    recorder = Recorder(plan, spec.decimation, on_batch, batch_rows, every)
+    record = plan.control.record_column if plan.control is not None else None
+    recorder = Recorder(plan, spec.decimation, on_batch, batch_rows, every, record_column=record)
     end = _End("completed", plan.end_cause, "")
     setup_time = 0.0
     cpu_started = time.thread_time()
@@ -416,9 +468,13 @@ def _blocks(
         done += rows
         if final:
             end = seconds(plan.time(done))
+            if plan.end_cause == "timeout":
+                limit = seconds(plan.time(done) - plan.start)
+                return _End("failed", "timeout", f"the procedure did not end within its time limit of {limit} s")
             if plan.end_cause == "stop_time":
                 return _End("completed", plan.end_cause, f"reached the stop time t={end} s")
             return _End("completed", plan.end_cause, f"reached the end of the profile at t={end} s")
+        runner.carry(rows)
         recorder.emit(False)
         if on_progress is not None:
             on_progress(plan.time(done))

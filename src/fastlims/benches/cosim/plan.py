@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from fastlims.benches.cosim.control import BDF_ORDER, UNITS, ControlPlan, control_plan, role_ports
 from fastlims.benches.cosim.errors import CosimError
 from fastlims.benches.cosim.spec import COMPARISONS, SimulationSpec, StopCondition
 from fastlims.benches.cosim.system import BOOLEAN_TYPES, INTEGER_TYPES, Connection, CosimSystem, Port
 from fastlims.benches.cosim.units import conversion
+from fastlims.procedures.native import OUT_COLUMNS
 
 Parameter = tuple[Port, float | int | bool]
 
@@ -58,12 +60,14 @@ class Group:
 
 @dataclass
 class Profile:
-    """A profile driving one input: its points in seconds from the start, values in the input's unit."""
+    """A profile driving one input: its points in seconds from the start, values in the input's
+    unit. A ``controlled`` input has no points: the procedure's controller writes its column."""
 
     port: Port
     column: int
     times: np.ndarray
     values: np.ndarray
+    controlled: bool = False
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Plan:
     conditions: list[Condition]
     parameters: list[Parameter]
     notes: list[str] = field(default_factory=list)
+    control: ControlPlan | None = None  # the procedure's controller (spec.procedure), see .control
 
     def time(self, step: int) -> float:
         """t_k = start + k·h (never accumulated, so no drift)."""
@@ -106,15 +111,37 @@ def make_plan(system: CosimSystem, spec: SimulationSpec) -> Plan:
     parameters = _parameters(system, spec, problems)
     wanted = _recorded(system, spec, problems, notes)
     conditions = _condition_ports(system, spec, wanted, problems)
+    roles = role_ports(system, spec.procedure, problems) if spec.procedure is not None else None
+    if roles is not None:
+        empty = np.zeros(0)
+        profiles += [(port, empty, empty, True) for port in roles.driven]
+        for port in roles.watched:
+            if port not in wanted[port.fmu]:
+                wanted[port.fmu].append(port)
+        end_cause = "timeout"  # reaching stop_time: the procedure did not end in time
     if problems:
         raise CosimError(problems)
     groups = _groups(system)
     plan = Plan(system.order, spec.start_time, spec.step_size, steps, end_cause, {}, groups, {}, 0, {}, {}, [],
                 parameters, notes)  # fmt: skip
     where = _layout(plan, system, profiles, wanted)
+    mapped = set() if roles is None else {(p.fmu, p.name) for p in (*roles.driven, *roles.watched)}
+    if roles is not None and spec.procedure is not None:
+        plan.control = control_plan(system, spec.procedure, roles, where, plan.width, problems)
+        if plan.control is None:
+            raise CosimError(problems)
+        for name in BDF_ORDER:  # the controller's columns first, in the Battery Data Format's names
+            index = OUT_COLUMNS.index(name)
+            if name == "Temperature T1 / degC" and roles.temperature is None:
+                continue
+            if name == "Ambient Temperature / degC" and roles.ambient is None:
+                continue
+            plan.signals[name] = (plan.control.layout.out[index], UNITS[name])
+        plan.owners.update({column: OUT_COLUMNS[j] for j, column in enumerate(plan.control.layout.out)})
+        plan.width = plan.control.layout.stride
     for name, fmu in system.fmus.items():  # results: FMU by FMU, variables in model-description order
         for port in fmu.ports.values():
-            if (name, port.name) in where:
+            if (name, port.name) in where and (name, port.name) not in mapped:
                 plan.signals[port.signal] = (where[(name, port.name)], port.unit)
     for condition, port in conditions:
         if (port.fmu, port.name) not in where:
@@ -151,9 +178,9 @@ def _steps(spec: SimulationSpec, problems: list[str], notes: list[str]) -> tuple
 
 def _profiles(
     system: CosimSystem, spec: SimulationSpec, problems: list[str], notes: list[str]
-) -> list[tuple[Port, np.ndarray, np.ndarray]]:
+) -> list[tuple[Port, np.ndarray, np.ndarray, bool]]:
     driven = {(c.target.fmu, c.target.name): c.source.reference for c in system.connections}
-    found: list[tuple[Port, np.ndarray, np.ndarray]] = []
+    found: list[tuple[Port, np.ndarray, np.ndarray, bool]] = []
     for profile in spec.profiles:
         what = f"custom_profile {profile.Name!r}"
         if profile.type != "input":
@@ -176,7 +203,7 @@ def _profiles(
             continue
         times = np.array([p.timestamp for p in profile.values], dtype=float)
         values = np.asarray(convert(np.array([p.value for p in profile.values], dtype=float)), dtype=float)
-        found.append((port, times, values))
+        found.append((port, times, values, False))
     return found
 
 
@@ -288,7 +315,10 @@ def _groups(system: CosimSystem) -> dict[str, list[Group]]:
 
 
 def _layout(
-    plan: Plan, system: CosimSystem, profiles: list[tuple[Port, np.ndarray, np.ndarray]], wanted: dict[str, list[Port]]
+    plan: Plan,
+    system: CosimSystem,
+    profiles: list[tuple[Port, np.ndarray, np.ndarray, bool]],
+    wanted: dict[str, list[Port]],
 ) -> dict[tuple[str, str], int]:
     """Assign the row's columns (see the module docstring); returns variable -> column."""
     where: dict[tuple[str, str], int] = {}
@@ -302,9 +332,9 @@ def _layout(
 
     for index, name in enumerate(plan.order):
         plan.profiles[name] = []
-        for port, times, values in profiles:
+        for port, times, values, controlled in profiles:
             if port.fmu == name:
-                plan.profiles[name].append(Profile(port, column, times, values))
+                plan.profiles[name].append(Profile(port, column, times, values, controlled))
                 place(port, port.signal)
         for group in plan.groups[name]:
             if not group.forward:  # a loop: read from the source during the exchange into own columns

@@ -122,7 +122,10 @@ class Recorder:
         on_batch: Callable[[Batch], None] | None,
         batch_rows: int | None,
         batch_every_s: float | None,
+        *,
+        record_column: int | None = None,
     ) -> None:
+        self.record_column = record_column  # keep the rows whose cell there is non-zero (else decimation)
         self.names = list(plan.signals)
         self.units = {"time": "s", **{name: unit for name, (_, unit) in plan.signals.items()}}
         self._columns = np.array([0, *(column for column, _ in plan.signals.values())], dtype=np.intp)
@@ -136,8 +139,12 @@ class Recorder:
         self._tail: np.ndarray | None = None  # the last point of the previous block, kept or not
 
     def keep(self, rows: np.ndarray, first_step: int, valid: int, last: bool) -> None:
-        """Keep every decimation-th of the block's first ``valid`` rows, and the last one if the run ends."""
-        chosen = np.arange((-first_step) % self.decimation, valid, self.decimation)
+        """Keep every decimation-th of the block's first ``valid`` rows (or those its record column
+        marks), and the last one if the run ends."""
+        if self.record_column is not None:
+            chosen = np.flatnonzero(rows[:valid, self.record_column])
+        else:
+            chosen = np.arange((-first_step) % self.decimation, valid, self.decimation)
         if last and valid and (chosen.size == 0 or chosen[-1] != valid - 1):
             chosen = np.append(chosen, valid - 1)
         picked = rows[chosen][:, self._columns]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fastlims.benches.cosim.errors import CosimError
 from fastlims.messaging.variables import CustomProfile, Variables
+from fastlims.procedures.program import Program
 
 Algorithm = Literal["jacobi", "gauss_seidel"]
 Comparison = Literal["<", "<=", ">", ">=", "==", "!="]
@@ -57,6 +58,19 @@ class StopCondition(BaseModel):
         return f"{self.signal} {self.op} {self.value:g}{' ' + self.unit if self.unit else ''}"
 
 
+class ProcedureRun(BaseModel):
+    """A test procedure to run in closed loop (:mod:`.control`): the compiled ``program``, the
+    Digital Twin's ``UUT_ports`` (role -> ``FMU/Port``) and its ``current_sign``. An ``external``
+    step ends the run (a virtual bench has no fixture) unless ``allow_external``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    program: Program
+    ports: dict[str, str]
+    current_sign: Literal["charge_positive", "discharge_positive"] = "charge_positive"
+    allow_external: bool = False
+
+
 class SimulationSpec(BaseModel):
     """One run of a system.
 
@@ -77,6 +91,11 @@ class SimulationSpec(BaseModel):
     ``outputs``: the signals to record (``FMU.variable``); default every Real output of every FMU.
     Driven inputs are always recorded (their values as set), and so is every connected output.
     ``decimation``: keep every n-th communication point (the last one always).
+
+    ``procedure``: a test procedure run in closed loop (:class:`ProcedureRun`); the run then ends
+    when the procedure does, and ``stop_time`` is the latest it may take (past it the run fails
+    with ``end_cause="timeout"``). Rows are kept by the procedure's sampling rules; a procedure
+    takes its profiles from its own steps, so ``profiles`` stays empty.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -95,6 +114,7 @@ class SimulationSpec(BaseModel):
     outputs: tuple[str, ...] | None = None
     decimation: int = Field(default=1, ge=1)
     fmu_logging: Literal["errors", "all", "off"] = "errors"
+    procedure: ProcedureRun | None = None
 
     @field_validator("step_size", "start_time", "stop_time")
     @classmethod
@@ -118,6 +138,11 @@ class SimulationSpec(BaseModel):
             raise ValueError("the run has no end: give stop_time (the test's duration) or an input profile")
         if self.stop_time is not None and self.stop_time <= self.start_time:
             raise ValueError(f"stop_time {self.stop_time} must be after start_time {self.start_time}")
+        if self.procedure is not None:
+            if self.stop_time is None:
+                raise ValueError("a run with a procedure needs stop_time: the latest the procedure may take")
+            if applied:
+                raise ValueError("a run with a procedure takes its profiles from the procedure's profile steps")
         return self
 
     def end_time(self) -> float:

@@ -80,10 +80,11 @@ const VariableInfo MODEL_VARIABLES[] = {
 };
 const size_t MODEL_VARIABLE_COUNT = sizeof MODEL_VARIABLES / sizeof MODEL_VARIABLES[0];
 
-/* Open-circuit voltage of an NMC/graphite cell at SOC = 0, 0.05, ..., 1 (V); linear in between. */
+/* Open-circuit voltage of an NMC/graphite cell at SOC = 0, 0.05, ..., 1 (V); linear in between. SOC 0
+ * is the 2.5 V end of discharge, with the steep knee real cells have below 5 %. */
 #define OCV_POINTS 21
 static const double OCV_TABLE[OCV_POINTS] = {
-    3.000, 3.300, 3.450, 3.510, 3.550, 3.585, 3.615, 3.640, 3.665, 3.690, 3.720,
+    2.500, 3.300, 3.450, 3.510, 3.550, 3.585, 3.615, 3.640, 3.665, 3.690, 3.720,
     3.755, 3.795, 3.840, 3.885, 3.930, 3.975, 4.020, 4.070, 4.130, 4.200,
 };
 

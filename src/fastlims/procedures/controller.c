@@ -4,17 +4,19 @@
  * It executes a flattened program (procedures/program.py) sample by sample with exactly the
  * rules of the Python reference executor (procedures/interpreter.py, the readable statement of
  * them); tests hold the two to the same samples. Per communication point the master calls
- * fl_ctl_row(controller, row) once, after the FMUs' outputs of that point are in the row and
- * before the FMUs step. It reads the voltage (and temperature) from the row, accounts charge and
- * energy, checks the safety limits and the step's terminations, writes the row's BDF columns,
- * and writes the current (and ambient temperature) for the next point into the next row, where
- * the master's prepared fmiSetReal call for that point reads it. A non-zero return ends the
- * block (and the run): the program is complete, a safety limit tripped, or it cannot go on.
+ * fl_ctl_row(controller, row) once, after the FMUs' outputs of that point are in the row and the
+ * FMUs have stepped to the next point. It reads the voltage (and temperature) of the point from
+ * the row, accounts charge and energy, checks the safety limits and the step's terminations,
+ * writes the row's BDF columns, and sets the current (and ambient temperature) for the next
+ * point in the FMUs itself (one C call instead of a prepared fmiSetReal per point). A non-zero
+ * return ends the block (and the run): the program is complete, a safety limit tripped, an FMU
+ * refused an input, or it cannot go on.
  *
  * Every field of Controller is 8 bytes wide, so the Python ctypes mirror has the same layout
  * with no padding; fl_ctl_sizeof lets the loader check it.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define OP_WIDTH 28
@@ -36,7 +38,8 @@ enum { REST, CC, CV, CP, PROFILE_CURRENT, PROFILE_POWER, PROFILE_VOLTAGE, AMBIEN
 enum { UNTIL_TIME = 1, UNTIL_VOLTAGE_ABOVE, UNTIL_VOLTAGE_BELOW, UNTIL_CURRENT_BELOW, UNTIL_CHARGE,
        UNTIL_TEMPERATURE_ABOVE, UNTIL_TEMPERATURE_BELOW };
 /* Distinct from the FMI statuses (0-4) the co-simulation loop also sees (procedures/program.py Code). */
-enum { CODE_CONTINUE = 0, CODE_COMPLETE = 10, CODE_SAFETY = 11, CODE_EXTERNAL = 12, CODE_INVALID = 13 };
+enum { CODE_CONTINUE = 0, CODE_COMPLETE = 10, CODE_SAFETY = 11, CODE_EXTERNAL = 12, CODE_INVALID = 13,
+       CODE_FMU_ERROR = 14 };
 enum { LIMIT_MAX_VOLTAGE, LIMIT_MIN_VOLTAGE, LIMIT_MAX_CHARGE_CURRENT, LIMIT_MAX_DISCHARGE_CURRENT,
        LIMIT_MAX_TEMPERATURE, LIMIT_MIN_TEMPERATURE, LIMIT_COUNT };
 /* Columns of the row this controller writes (indices into Controller.out). */
@@ -47,6 +50,18 @@ enum { OUT_TEST_TIME, OUT_CURRENT, OUT_STEP_COUNT, OUT_CYCLE_COUNT, OUT_STEP_ID,
 #define MAX_DEPTH 16
 #define CURRENT_STEP_SHARE 0.02
 #define EPSILON 1e-9
+
+/* fmi2SetReal(component, vr[], nvr, value[]) and fmi3SetFloat64(instance, vr[], nvr, value[], nValues) */
+typedef int (*Fmi2SetReal)(void *, const unsigned int *, size_t, const double *);
+typedef int (*Fmi3SetFloat64)(void *, const unsigned int *, size_t, const double *, size_t);
+
+/* An FMU input the controller sets itself, once the FMUs have stepped to the next point. */
+typedef struct {
+    void *set;      /* fmi2SetReal or fmi3SetFloat64; NULL: write the next row instead */
+    void *instance;
+    int64_t vr;
+    int64_t fmi3;
+} Input;
 
 typedef struct {
     /* the program (arrays owned by the caller) */
@@ -65,6 +80,7 @@ typedef struct {
     double period, voltage_delta, current_delta;
     double tick, t0, resistance, rating_scale;
     int64_t allow_external;
+    Input current_input, ambient_input;
     /* state */
     int64_t pc, depth, loops[MAX_DEPTH];
     int64_t step_count, cycle_count, step_new, has_previous, finished, has_recorded, opening;
@@ -76,6 +92,8 @@ typedef struct {
     /* the trip that ended the run */
     int64_t trip_limit;
     double trip_value, trip_at, trip_held;
+    /* a set the FMU refused: its status, and 0 for the current input, 1 for the ambient one */
+    int64_t fmu_status, fmu_input;
 } Controller;
 
 int64_t fl_ctl_sizeof(void) { return (int64_t)sizeof(Controller); }
@@ -161,10 +179,26 @@ static double command(Controller *c, const double *op, double t_next, double vol
     return clamp(op, c->command + error / c->resistance);
 }
 
-static void write_commands(const Controller *c, double *row) {
-    if (c->col_current_cmd >= 0) row[c->stride + c->col_current_cmd] = c->command * c->current_gain + c->current_bias;
-    if (c->col_ambient_cmd >= 0 && !isnan(c->ambient))
-        row[c->stride + c->col_ambient_cmd] = c->ambient * c->ambient_gain + c->ambient_bias;
+static int set_input(const Input *input, double value) {
+    unsigned int vr = (unsigned int)input->vr;
+    if (input->fmi3) return ((Fmi3SetFloat64)input->set)(input->instance, &vr, 1, &value, 1);
+    return ((Fmi2SetReal)input->set)(input->instance, &vr, 1, &value);
+}
+
+/* The next point's current (and ambient): set in the FMUs, which have already stepped to it (the
+ * co-simulation), or written into the next row for a caller that applies them itself (tests). */
+static int write_commands(Controller *c, double *row) {
+    double current = c->command * c->current_gain + c->current_bias;
+    int status = 0;
+    if (c->current_input.set) status = set_input(&c->current_input, current);
+    else if (c->col_current_cmd >= 0) row[c->stride + c->col_current_cmd] = current;
+    if (status > 1) { c->fmu_status = status; c->fmu_input = 0; return CODE_FMU_ERROR; }
+    if (isnan(c->ambient)) return CODE_CONTINUE;
+    double ambient = c->ambient * c->ambient_gain + c->ambient_bias;
+    if (c->ambient_input.set) status = set_input(&c->ambient_input, ambient);
+    else if (c->col_ambient_cmd >= 0) row[c->stride + c->col_ambient_cmd] = ambient;
+    if (status > 1) { c->fmu_status = status; c->fmu_input = 1; return CODE_FMU_ERROR; }
+    return CODE_CONTINUE;
 }
 
 /* Start at t0. Every run opens with one sample at open circuit (the UUT's voltage before the
@@ -312,7 +346,10 @@ int fl_ctl_row(Controller *c, double *row) {
     if (out[OUT_RECORD] >= 0) row[out[OUT_RECORD]] = keep ? 1.0 : 0.0;
     if (out[OUT_VOLTAGE] >= 0) row[out[OUT_VOLTAGE]] = voltage;
     if (out[OUT_TEMPERATURE] >= 0) row[out[OUT_TEMPERATURE]] = temperature;
-    write_commands(c, row);
+    if (code == CODE_CONTINUE) {
+        code = write_commands(c, row);
+        if (code != CODE_CONTINUE) c->finished = code;
+    }
     return code;
 }
 

@@ -45,6 +45,12 @@ _LIMITS = len(Limit)
 _I64, _F64 = ctypes.c_int64, ctypes.c_double
 
 
+class _Input(ctypes.Structure):
+    """Mirror of ``Input`` in controller.c."""
+
+    _fields_ = [("set", ctypes.c_void_p), ("instance", ctypes.c_void_p), ("vr", _I64), ("fmi3", _I64)]
+
+
 class _Controller(ctypes.Structure):
     """Mirror of ``Controller`` in controller.c (every field 8 bytes: no padding)."""
 
@@ -78,6 +84,8 @@ class _Controller(ctypes.Structure):
         ("resistance", _F64),
         ("rating_scale", _F64),
         ("allow_external", _I64),
+        ("current_input", _Input),
+        ("ambient_input", _Input),
         ("pc", _I64),
         ("depth", _I64),
         ("loops", _I64 * MAX_DEPTH),
@@ -108,6 +116,8 @@ class _Controller(ctypes.Structure):
         ("trip_value", _F64),
         ("trip_at", _F64),
         ("trip_held", _F64),
+        ("fmu_status", _I64),
+        ("fmu_input", _I64),
     ]
 
 
@@ -160,6 +170,17 @@ class RowLayout:
 
 
 @dataclass(frozen=True)
+class FmuInput:
+    """An FMU input the controller sets itself: the address of ``fmi2SetReal`` (or, with ``fmi3``,
+    ``fmi3SetFloat64``), the instance handle and the value reference."""
+
+    set_function: int
+    instance: int
+    value_reference: int
+    fmi3: bool = False
+
+
+@dataclass(frozen=True)
 class Conversions:
     """Between the FMU ports' units and the controller's (V, degC, A positive = charge):
     measured SI = raw * scale + offset; command raw = SI * gain + bias."""
@@ -171,7 +192,10 @@ class Conversions:
 
 
 class NativeController:
-    """One run of a program by the C controller over the caller's row buffer."""
+    """One run of a program by the C controller over the caller's row buffer.
+
+    With ``current_input`` (and ``ambient_input``) the controller sets the next point's values in
+    the FMU itself; without, it writes them into the next row at the layout's command columns."""
 
     def __init__(
         self,
@@ -182,6 +206,8 @@ class NativeController:
         tick_s: float,
         t0: float = 0.0,
         allow_external: bool = False,
+        current_input: FmuInput | None = None,
+        ambient_input: FmuInput | None = None,
     ) -> None:
         check(program)
         if not tick_s > 0 or not math.isfinite(tick_s):
@@ -219,6 +245,11 @@ class NativeController:
         c.rating_scale = max((x for x in currents if math.isfinite(x)), default=0.0)
         c.allow_external = int(allow_external)
         c.ambient = program.initial_ambient_C
+        for field, given in (("current_input", current_input), ("ambient_input", ambient_input)):
+            if given is not None:
+                target = getattr(c, field)
+                target.set, target.instance = given.set_function, given.instance
+                target.vr, target.fmi3 = given.value_reference, int(given.fmi3)
         self.handle = ctypes.byref(c)
         # A pointer of its own without argtypes: the step loop passes prepared byref objects as
         # they are (argtypes would convert them on every call).

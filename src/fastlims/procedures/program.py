@@ -84,6 +84,7 @@ class Code(IntEnum):
     SAFETY = 11
     EXTERNAL = 12  # an operator/fixture step: only a physical bench can run it
     INVALID = 13  # a NaN measurement or a broken program
+    FMU_ERROR = 14  # an FMU refused the current or ambient the controller set
 
 
 LIMIT_NAMES = {

@@ -3,12 +3,14 @@ controller reads and writes in the row buffer, and how its end becomes the run's
 
 The Digital Twin's ``inter_connection.json`` maps roles to ports (``UUT_ports``): the procedure
 drives ``current`` (and ``ambient_temperature``, when mapped) and watches ``voltage`` (and
-``temperature``). The driven ports become *controlled inputs*: columns of the row that the
-controller (:mod:`fastlims.procedures.native`, compiled C) writes for the next point and the
-prepared ``fmiSetReal`` of that point reads, so the loop stays in C. The controller's own columns
-(the Battery Data Format's ``Test Time / s``, ``Current / A``, counters, capacities, energies) are
-appended after the FMUs' columns and recorded in place of the role ports' raw signals; a row is
-kept when the controller's sampling rules say so. Pure apart from :func:`start_controller`.
+``temperature``). The controller (:mod:`fastlims.procedures.native`, compiled C) is a row call
+made after the FMUs have stepped: it reads the point's voltage from the row and sets the next
+point's current (and ambient) in the FMU itself, so a closed-loop point costs one C call more
+than an open-loop one and the loop stays in C. The driven ports are *controlled inputs*: set by
+the master only in initialization mode. The controller's own columns (the Battery Data Format's
+``Test Time / s``, ``Current / A``, counters, capacities, energies) are appended after the FMUs'
+columns and recorded in place of the role ports' raw signals; a row is kept when the
+controller's sampling rules say so. Pure apart from :func:`start_controller`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fastlims.benches.cosim.errors import CosimError
 from fastlims.benches.cosim.spec import ProcedureRun
 from fastlims.benches.cosim.system import CosimSystem, Port
 from fastlims.benches.cosim.units import conversion
-from fastlims.procedures.native import OUT_COLUMNS, Conversions, NativeController, RowLayout
+from fastlims.procedures.native import OUT_COLUMNS, Conversions, FmuInput, NativeController, RowLayout
 from fastlims.procedures.program import LIMIT_NAMES, LIMIT_QUANTITY, Code, Mode, Program
 
 RECORD = "record"
@@ -107,7 +109,6 @@ class ControlPlan:
     layout: RowLayout
     conversions: Conversions
     allow_external: bool
-    command_columns: tuple[int, ...]  # the controlled inputs' columns (carried from row to row)
     record_column: int
     initial_ambient_raw: float  # NaN: the FMU keeps its own start value
 
@@ -161,7 +162,6 @@ def control_plan(
             voltage=voltage, temperature=temperature, current=(sign * scale, offset), ambient=ambient
         ),
         allow_external=run.allow_external,
-        command_columns=tuple(c for c in (layout.current_command, layout.ambient_command) if c >= 0),
         record_column=out[OUT_COLUMNS.index(RECORD)],
         initial_ambient_raw=initial * ambient[0] + ambient[1]
         if ports.ambient and not math.isnan(initial)
@@ -169,9 +169,19 @@ def control_plan(
     )
 
 
-def start_controller(plan: ControlPlan, *, tick_s: float, t0: float) -> NativeController:
+def start_controller(
+    plan: ControlPlan, *, tick_s: float, t0: float, current: FmuInput, ambient: FmuInput | None
+) -> NativeController:
+    """The controller of ``plan``, setting ``current`` (and ``ambient``) in the FMUs itself."""
     return NativeController(
-        plan.program, plan.layout, plan.conversions, tick_s=tick_s, t0=t0, allow_external=plan.allow_external
+        plan.program,
+        plan.layout,
+        plan.conversions,
+        tick_s=tick_s,
+        t0=t0,
+        allow_external=plan.allow_external,
+        current_input=current,
+        ambient_input=ambient,
     )
 
 
@@ -196,6 +206,13 @@ def end_of(controller: NativeController, code: int, at: float, t0: float) -> tup
                 f"time {trip.at - t0:.10g} s{held}",
             )
         return "failed", "safety_limit", f"a safety limit tripped at test time {test_time}"
+    if code == Code.FMU_ERROR:
+        role = "current" if state.fmu_input == 0 else "ambient_temperature"
+        return (
+            "failed",
+            "error",
+            f"an FMU refused the {role} the procedure set after test time {test_time} (status {int(state.fmu_status)})",
+        )
     if code == Code.EXTERNAL:
         step = int(state.pc)
         op = controller.program.ops[step] if 0 <= step < len(controller.program.ops) else None

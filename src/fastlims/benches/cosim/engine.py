@@ -25,6 +25,7 @@ exception in ``on_batch``. A crash (SIGSEGV) kills the process: see :mod:`.isola
 
 from __future__ import annotations
 
+import ctypes
 import math
 import time
 from collections import deque
@@ -50,8 +51,8 @@ from fastlims.benches.cosim.instance import Instance
 from fastlims.benches.cosim.plan import Plan, Profile, make_plan, seconds
 from fastlims.benches.cosim.recording import Batch, BatchCallbackError, Recorder, RunResult, Status
 from fastlims.benches.cosim.spec import SimulationSpec
-from fastlims.benches.cosim.system import CosimSystem
-from fastlims.procedures.native import NativeController
+from fastlims.benches.cosim.system import CosimSystem, Port
+from fastlims.procedures.native import FmuInput, NativeController
 
 FIRST_CHUNK = 8  # the first block is short: a slow FMU reports progress early
 CHUNK_TARGET_S = 0.02  # blocks grow or shrink towards this wall time (cancel, progress, metrics latency)
@@ -176,7 +177,7 @@ class _Runner:
         if self.controller is not None:  # the first point's commands, then the controller at every point
             for column, value in initial.items():
                 self.buffers.rows[0, column] = value
-            row_calls.append(RowCall(CONTROLLER, self.controller.row_function, self.controller.handle))
+            row_calls.append(RowCall(CONTROLLER, self.controller.row_function, self.controller.handle, after_step=True))
         self.calls = PreparedCalls(plan, self.instances, spec.algorithm, self.buffers, row_calls)
         self.program = self.calls.full
         self.timing = MasterTiming(self.calls.null)
@@ -191,32 +192,36 @@ class _Runner:
         """Start the procedure's controller; returns the controlled inputs' first values (raw)."""
         control = self.plan.control
         assert control is not None
-        controller = self.controller = start_controller(control, tick_s=self.plan.step, t0=self.plan.start)
-        values = {control.layout.current_command: controller.command_raw}
-        if control.layout.ambient_command >= 0:
+        layout = control.layout
+        driven = {p.column: p.port for ps in self.plan.profiles.values() for p in ps if p.controlled}
+        ambient_port = driven.get(layout.ambient_command)
+        controller = self.controller = start_controller(
+            control,
+            tick_s=self.plan.step,
+            t0=self.plan.start,
+            current=self._fmu_input(driven[layout.current_command]),
+            ambient=self._fmu_input(ambient_port) if ambient_port is not None else None,
+        )
+        values = {layout.current_command: controller.command_raw}
+        if ambient_port is not None:
             raw = control.initial_ambient_raw
             if math.isnan(raw):  # no ambient before the procedure sets one: the model's own
-                port = next(
-                    p.port
-                    for ps in self.plan.profiles.values()
-                    for p in ps
-                    if p.column == control.layout.ambient_command
+                instance = self.instances[ambient_port.fmu]
+                read = self._guarded(
+                    instance, f"reading {ambient_port.name}", instance.get_reals, [ambient_port.value_reference]
                 )
-                instance = self.instances[port.fmu]
-                raw = float(
-                    self._guarded(instance, f"reading {port.name}", instance.get_reals, [port.value_reference])[0]
-                )
+                raw = float(read[0])
                 gain, bias = control.conversions.ambient
                 controller.state.ambient = (raw - bias) / gain
-            values[control.layout.ambient_command] = raw
+            values[layout.ambient_command] = raw
         return values
 
-    def carry(self, rows: int) -> None:
-        """The controller wrote the next point's commands after the block's last row: they open
-        the next block."""
-        if self.plan.control is not None:
-            columns = list(self.plan.control.command_columns)
-            self.buffers.rows[0, columns] = self.buffers.rows[rows, columns]
+    def _fmu_input(self, port: Port) -> FmuInput:
+        """Where the controller sets ``port`` itself (its FMU's raw setter and instance handle)."""
+        instance = self.instances[port.fmu]
+        setter = instance.function("fmi3SetFloat64" if instance.fmi3 else "fmi2SetReal")
+        address = ctypes.cast(setter, ctypes.c_void_p).value
+        return FmuInput(address or 0, instance.handle.value or 0, port.value_reference, instance.fmi3)
 
     def close(self) -> None:
         for instance in self.instances.values():
@@ -293,8 +298,9 @@ class _Runner:
                     f"FMU {who!r} asked to end the simulation in the step from t={at} s",
                     valid,
                 )
-        if scan > 0 and plan.width > 1:
-            finite = np.isfinite(data[:scan, 1 : plan.width])
+        fmu_width = plan.control.layout.out[0] if plan.control is not None else plan.width  # the FMUs' columns
+        if scan > 0 and fmu_width > 1:
+            finite = np.isfinite(data[:scan, 1:fmu_width])
             if not finite.all():
                 bad_row, bad_column = (int(x[0]) for x in np.nonzero(~finite))
                 name = plan.owners.get(bad_column + 1, f"column {bad_column + 1}")
@@ -474,7 +480,6 @@ def _blocks(
             if plan.end_cause == "stop_time":
                 return _End("completed", plan.end_cause, f"reached the stop time t={end} s")
             return _End("completed", plan.end_cause, f"reached the end of the profile at t={end} s")
-        runner.carry(rows)
         recorder.emit(False)
         if on_progress is not None:
             on_progress(plan.time(done))

@@ -48,8 +48,10 @@ class CallInfo:
 @dataclass(frozen=True)
 class RowCall:
     """One more prepared call per point, made after the exchange has read every output into the
-    row and before the first doStep: ``function(state, row)``, ``row`` pointing at the point's
-    first cell (``double *``: column 0 is the time, then the columns of :class:`~.plan.Plan`).
+    row and before the first doStep (or, with ``after_step``, after the last doStep, when the FMUs
+    are at the next point and may take its inputs): ``function(state, row)``, ``row`` pointing at
+    the point's first cell (``double *``: column 0 is the time, then the columns of
+    :class:`~.plan.Plan`).
 
     This is the seam for code that runs in the loop beside the FMUs (a closed-loop controller):
     ``function`` is a raw C function pointer (or any ctypes function taking two pointers and
@@ -62,6 +64,7 @@ class RowCall:
     name: str
     function: Any
     state: Any
+    after_step: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ class PreparedCalls:
         # One point's calls, in order; each becomes a call per row (only pointers into the row vary).
         self._templates: list[Template] = []
         for name in plan.order:
-            own = plan.profiles[name]
+            own = [p for p in plan.profiles[name] if not p.controlled]  # a controller sets the others
             if own:
                 inputs = ", ".join(p.port.name for p in own)
                 info = CallInfo(name, "set", f"setting profile input(s) {inputs}", True)
@@ -125,8 +128,9 @@ class PreparedCalls:
         self.exchange_count = len(self._templates)
         # The seam: calls that read (and may write) the complete row before any FMU steps.
         for extra in row_calls:
-            info = CallInfo(extra.name, "call", f"the row call {extra.name!r}", False)
-            self._templates.append(Template(info, (extra.function, extra.state), 0))
+            if not extra.after_step:
+                info = CallInfo(extra.name, "call", f"the row call {extra.name!r}", False)
+                self._templates.append(Template(info, (extra.function, extra.state), 0))
         for name in plan.order:
             if algorithm == "gauss_seidel":
                 for group in plan.groups[name]:
@@ -139,6 +143,10 @@ class PreparedCalls:
             instance = instances[name]
             function = instance.function("fmi3DoStep" if instance.fmi3 else "fmi2DoStep")
             self._templates.append(Template(CallInfo(name, "doStep", "doStep", False), (function, instance.handle)))
+        for extra in row_calls:
+            if extra.after_step:
+                info = CallInfo(extra.name, "call", f"the row call {extra.name!r}", False)
+                self._templates.append(Template(info, (extra.function, extra.state), 0))
 
         self.full = Program([(t, self._per_row(t)) for t in self._templates], self.exchange_count)
         # The same without the profile inputs, for blocks in which every profile value stays what it

@@ -301,7 +301,7 @@ def _gantt_of(intake: Intake, item: Any) -> str | None:
     if not item.schedule_ready_at or not item.simulation_folder:
         return None
     from fastlims.intake import layout
-    from fastlims.pipeline.steps import GANTT_FILE
+    from fastlims.pipeline.booking import GANTT_FILE
 
     try:
         svg = intake.storage.get(f"{item.simulation_folder}/{layout.SCHEDULE_OUTPUT}/{GANTT_FILE}")

@@ -36,5 +36,7 @@ python3 -m ruff check src tests bench
 python3 -m ruff format --check src tests bench
 echo "== mypy (pure cores)"
 python3 -m mypy
+echo "== import-linter (architecture contracts in pyproject.toml, see docs/architecture.md)"
+lint-imports --no-cache
 echo "== pytest"
 python3 -m pytest -q -p no:cacheprovider "$@"

@@ -160,8 +160,19 @@ def test_state_changing_pages_need_the_csrf_token(client: TestClient, system: Sy
     assert client.post("/logout", data={}).status_code == 403
 
 
-def test_logout_ends_the_session(client: TestClient, requester: Actor) -> None:
+def test_logout_ends_the_session(system: System, client: TestClient, requester: Actor) -> None:
+    from fastlims.web.app import create_app
+
     login(client, "rita")
+    copied = client.cookies.get("fastlims_session")
+    assert copied and client.get("/", follow_redirects=False).status_code == 200
     token = csrf_from(client, "/")
     assert client.post("/logout", data={"csrf_token": token}, follow_redirects=False).status_code == 303
     assert client.get("/", follow_redirects=False).status_code == 303
+    # On the server too: a copy of the session cookie taken before the logout opens no page.
+    with TestClient(create_app(system)) as other:
+        other.cookies.set("fastlims_session", copied)
+        replayed = other.get("/", follow_redirects=False)
+        assert replayed.status_code == 303 and replayed.headers["location"] == "/login?next=/"
+    login(client, "rita")  # a new login works again
+    assert client.get("/", follow_redirects=False).status_code == 200

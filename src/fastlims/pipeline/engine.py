@@ -41,9 +41,9 @@ from fastlims.db.engine import Database
 from fastlims.intake.processor import ModelReady
 from fastlims.intake.service import Intake
 from fastlims.pipeline import durable, workflow
+from fastlims.pipeline.context import BenchLookup, StepContext, VirtualRun
 from fastlims.pipeline.models import Executor
 from fastlims.pipeline.pause import PausePoints
-from fastlims.pipeline.steps import BenchLookup, StepContext, VirtualRun
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
@@ -161,7 +161,7 @@ class PipelineEngine:
         bindings: Sequence[Binding] = (),
     ) -> None:
         """``benches``: the benches a schedule may use (the bench registry's, see
-        :class:`~.steps.BenchLookup`); ``bindings``: the contexts of the other workflows this
+        :class:`~.context.BenchLookup`); ``bindings``: the contexts of the other workflows this
         process runs (the virtual bench's), bound with the pipeline's own when DBOS launches."""
         self.settings = settings
         self.database = database

@@ -11,129 +11,46 @@ has the run's idempotency key as its workflow id.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import posixpath
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from fastlims.config import Settings
 from fastlims.db import locks
-from fastlims.db.engine import Database
 from fastlims.doe import DoeError, design, design_to_json, expected_duration_s, resolve_factors
 from fastlims.intake import files, layout
-from fastlims.intake.service import Intake
-from fastlims.intake.storage import BlobStorage
 from fastlims.messaging import outbox
 from fastlims.messaging.schemas import BenchCommand, seed_time
-from fastlims.pipeline import durable, plan
+from fastlims.pipeline import booking, durable, plan
+from fastlims.pipeline.context import (
+    ACTOR,
+    Metadata,
+    StepContext,
+    VirtualRun,
+    check_metadata,
+    read_json,
+    request_of,
+    still_active,
+)
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError
 from fastlims.pipeline.models import Channel, RunState, ScheduledRun
-from fastlims.pipeline.pause import PausePoints
 from fastlims.requests import service as requests
-from fastlims.requests.models import TestRequest
 from fastlims.requests.states import TERMINAL, IllegalTransition, Status
-from fastlims.scheduling import Bench, InfeasibleError, NoScheduleFoundError, SolverUnavailableError, solve
-from fastlims.scheduling.export import gantt_svg, request_summaries, schedule_to_json
-from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-ACTOR = "pipeline"
-BOOKING_LOCK = "bench-bookings"
 OPTIMISTIC_ATTEMPTS = 4  # then the schedule is solved holding the booking lock: progress is certain
-METADATA_LIMIT = 10 * 1024
 
 DOE_INPUT_FILE = "doe_input.json"
 DESIGN_FILE = "design.json"
 RUNS_FILE = "runs.json"
 RUNS_CSV = "runs.csv"
-SCHEDULE_FILE = "schedule.json"
-GANTT_FILE = "gantt.svg"
 FAILURE_FILE = "pipeline-failure.json"
-
-Metadata = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class VirtualRun:
-    """One run for a virtual bench's queue: ``key`` is its idempotency key (the queued id)."""
-
-    queue: str
-    key: str
-    order: dict[str, Any]
-    delay_s: float
-
-
-class BenchLookup(Protocol):
-    def __call__(self, session: Session) -> list[Bench]:
-        """The benches a schedule may use, as ``session`` sees the bench registry.
-
-        The composition root gives the pipeline ``fastlims.benches.registry.schedulable``: the
-        pipeline never imports the benches (they report back through the scheduled runs)."""
-
-
-class VirtualDispatcher(Protocol):
-    def enqueue_virtual(self, runs: list[VirtualRun]) -> None:
-        """Queue each run for its bench, once per key however often it is called (all or none)."""
-
-
-@dataclass
-class StepContext:
-    settings: Settings
-    database: Database
-    intake: Intake
-    benches: BenchLookup
-    dispatcher: VirtualDispatcher
-    pause: PausePoints = field(default_factory=lambda: PausePoints(None, None))
-    clock: Callable[[], datetime] = utcnow
-    # Schedules of one process are made one at a time: each depends on the bookings of the one
-    # before, so solving them side by side only wastes solves on clashes (see schedule()).
-    schedule_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def storage(self) -> BlobStorage:
-        return self.intake.storage
-
-
-# --- helpers -----------------------------------------------------------------------------------
-
-
-def _request(session: Session, test_uuid: str, step: str) -> TestRequest:
-    try:
-        return requests.get_by_uuid(session=session, test_uuid=test_uuid)
-    except requests.NotFound:
-        raise PermanentError(step, f"no test request has test_UUID {test_uuid}") from None
-
-
-def _still_active(request: TestRequest, step: str) -> Status:
-    status = Status(request.status)
-    if status in (Status.Cancelled, Status.Failed):
-        raise Stopped(step, f"request {request.request_number} is {status.name}")
-    return status
-
-
-def _read_json(storage: BlobStorage, key: str, step: str) -> Any:
-    try:
-        return files.get_json(storage, key)
-    except FileNotFoundError:
-        raise PermanentError(step, f"{key} is missing from storage") from None
-    except ValueError as exc:
-        raise PermanentError(step, f"{key} is not valid JSON: {exc}") from None
-
-
-def check_metadata(step: str, metadata: Metadata) -> Metadata:
-    size = len(json.dumps(metadata))
-    if size > METADATA_LIMIT:
-        raise PermanentError(step, f"metadata of {size} bytes exceeds {METADATA_LIMIT}: keep payloads in storage")
-    return metadata
 
 
 # --- 1. Data Processor ------------------------------------------------------------------------------
@@ -147,7 +64,7 @@ def processor(ctx: StepContext, meta: Metadata) -> Metadata:
     uuid = meta["test_uuid"]
     ctx.pause.reached(uuid, "processor", "before")
     with ctx.database.transaction() as session:
-        status = _still_active(_request(session, uuid, "processor"), "processor")
+        status = still_active(request_of(session, uuid, "processor"), "processor")
     if status in (Status.Submitted, Status.ModelRequested):
         outcome = ctx.intake.processor.consider(uuid, trigger="(pipeline)", source="pipeline")
         if outcome.outcome in ("waiting", "duplicate"):
@@ -155,13 +72,13 @@ def processor(ctx: StepContext, meta: Metadata) -> Metadata:
         if outcome.outcome != "accepted":
             raise Stopped("processor", f"the upload set was {outcome.outcome}: {outcome.detail}")
     with ctx.database.transaction() as session:
-        request = _request(session, uuid, "processor")
-        _still_active(request, "processor")
+        request = request_of(session, uuid, "processor")
+        still_active(request, "processor")
         folder = request.simulation_folder
         number = request.request_number
     if not folder:
         raise PermanentError("processor", f"request {number} has no simulation folder although its models are ready")
-    intake_record = _read_json(ctx.storage, f"{folder}/{layout.INTAKE_FILE}", "processor")
+    intake_record = read_json(ctx.storage, f"{folder}/{layout.INTAKE_FILE}", "processor")
     fmus = [str(k) for k in intake_record.get("fmus") or []]
     interconnection = str(intake_record.get("interconnection") or "")
     missing = [key for key in [*fmus, interconnection] if not key or ctx.storage.head(key) is None]
@@ -218,16 +135,16 @@ def doe(ctx: StepContext, meta: Metadata) -> Metadata:
     runs_key = doe_output + RUNS_FILE
     ctx.pause.reached(uuid, "doe", "before")
     with ctx.database.transaction() as session:
-        request = _request(session, uuid, "doe")
-        status = _still_active(request, "doe")
+        request = request_of(session, uuid, "doe")
+        status = still_active(request, "doe")
         spec_json = request.test.doe_spec_json
         nominal_s = request.test.nominal_duration_minutes * 60.0
         variables = requests.variables_of(request) or {}
         number = request.request_number
     if status > Status.ModelReady and ctx.storage.head(runs_key) is not None:
-        document = _read_json(ctx.storage, runs_key, "doe")  # an earlier run of this step finished
+        document = read_json(ctx.storage, runs_key, "doe")  # an earlier run of this step finished
         return check_metadata("doe", _doe_metadata(meta, document, runs_key))
-    _read_json(ctx.storage, meta["interconnection"], "doe")  # the seed's DoE runner reads it too
+    read_json(ctx.storage, meta["interconnection"], "doe")  # the seed's DoE runner reads it too
     parameters = _parameters(ctx, meta["fmus"])
     custom_profile: dict[str, Any] = variables.get("custom_profile") or {}  # type: ignore[assignment]
     profile = custom_profile.get("values") or []
@@ -273,8 +190,8 @@ def doe(ctx: StepContext, meta: Metadata) -> Metadata:
     files.put_text(ctx.storage, doe_output + RUNS_CSV, plan.runs_csv(runs))
     files.put_json(ctx.storage, runs_key, document)
     with ctx.database.transaction() as session:
-        request = _request(session, uuid, "doe")
-        if _still_active(request, "doe") is Status.ModelReady:
+        request = request_of(session, uuid, "doe")
+        if still_active(request, "doe") is Status.ModelReady:
             requests.change_status(
                 session=session,
                 request=request,
@@ -302,134 +219,34 @@ def _doe_metadata(meta: Metadata, document: dict[str, Any], runs_key: str) -> Me
 # --- 3. Schedule runner --------------------------------------------------------------------------------
 
 
-def _bookings(session: Session, *, after: datetime, exclude: str | None = None) -> list[plan.Booking]:
-    """Benches held by live requests' runs ending after ``after``."""
-    query = (
-        select(ScheduledRun)
-        .join(TestRequest, TestRequest.id == ScheduledRun.request_id)
-        .where(
-            ScheduledRun.end_at > after,
-            TestRequest.status.not_in([int(Status.Failed), int(Status.Cancelled), int(Status.Completed)]),
-            ScheduledRun.state.not_in([RunState.cancelled.value, RunState.failed.value, RunState.completed.value]),
-        )
-    )
-    if exclude is not None:
-        query = query.where(ScheduledRun.test_uuid != exclude)
-    return [plan.Booking(r.run_id, r.bench, r.start_at, r.end_at) for r in session.scalars(query)]
-
-
-def _schedule_metadata(meta: Metadata, rows: list[ScheduledRun], request: TestRequest, solver: str) -> Metadata:
-    return {
-        **meta,
-        "schedule_file": meta["schedule_output"] + SCHEDULE_FILE,
-        "optimised_start": request.optimised_start_at.isoformat() if request.optimised_start_at else None,
-        "bench": request.assigned_bench,
-        "benches": sorted({r.bench for r in rows}),
-        "scheduled_runs": len(rows),
-        "solver": solver,
-    }
-
-
 def schedule(ctx: StepContext, meta: Metadata) -> Metadata:
     """The seed's Activity 3: place the designed runs on benches beside every other request's
     bookings, write ``schedule-output/`` (schedule.json, gantt.svg), book the benches and set the
-    request's optimised start and bench, then ScheduleReady, in one transaction."""
+    request's optimised start and bench, then ScheduleReady, in one transaction (:mod:`.booking`).
+
+    Within this process schedules are made one at a time (``ctx.schedule_lock``). Across
+    processes they are optimistic: solve without the database lock, then book holding it only if
+    no booking made meanwhile clashes; after ``OPTIMISTIC_ATTEMPTS`` clashes, solve holding it."""
     uuid = meta["test_uuid"]
-    out = meta["schedule_output"]
-    settings = ctx.settings
     ctx.pause.reached(uuid, "schedule", "before")
-    with ctx.database.transaction() as session:
-        request = _request(session, uuid, "schedule")
-        status = _still_active(request, "schedule")
-        if status >= Status.ScheduleReady:  # an earlier run of this step committed
-            rows = list(session.scalars(select(ScheduledRun).where(ScheduledRun.test_uuid == uuid)))
-            if rows:
-                return check_metadata("schedule", _schedule_metadata(meta, rows, request, "(recorded)"))
-        bench_kind: plan.BenchKindName = "physical" if request.test_bench.lower() == "physical" else "virtual"
-        facts = plan.RequestFacts(
-            test_uuid=uuid,
-            bench_kind=bench_kind,
-            preferred_start=request.preferred_test_schedule_date,
-            setup_minutes=request.test.setup_minutes or 0,
-            teardown_minutes=request.test.teardown_minutes or 0,
-            may_pause=bool(request.test.pausable),
-        )
-        benches = ctx.benches(session)
-        request_id = request.id
-    try:
-        runs = plan.runs_from_document(_read_json(ctx.storage, meta["runs_file"], "schedule"))
-    except ValueError as exc:
-        raise PermanentError("schedule", f"{meta['runs_file']}: {exc}") from None
-    by_id = {r.run_id: r for r in runs}
-
-    def propose(session: Session) -> tuple[datetime, Any, list[plan.Booking], Any]:
-        """Solve against the bookings visible in ``session``; write schedule-output/."""
-        now = ctx.clock()
-        origin = plan.schedule_origin(now, facts.preferred_start)
-        problem = plan.build_problem(facts, runs, benches, _bookings(session, after=origin, exclude=uuid), now)
-        try:
-            result = _solve(problem, settings)
-        except (InfeasibleError, NoScheduleFoundError, SolverUnavailableError) as exc:
-            raise PermanentError("schedule", str(exc)) from None
-        # The request's own runs only: the other requests' bookings are in their own folders.
-        own_problem = dataclasses.replace(problem, frozen=())
-        own = dataclasses.replace(result, assignments=tuple(a for a in result.assignments if a.run_id in by_id))
-        files.put_text(ctx.storage, out + SCHEDULE_FILE, schedule_to_json(own_problem, own))
-        files.put_text(ctx.storage, out + GANTT_FILE, gantt_svg(own_problem, own))
-        return origin, result, plan.new_bookings(problem, result), request_summaries(problem, result)[uuid]
-
-    def book(
-        session: Session, origin: datetime, result: Any, proposed: list[plan.Booking], summary: Any
-    ) -> Metadata | None:
-        """In a transaction holding the booking lock: book, or None when another request took a slot."""
-        request = _request(session, uuid, "schedule")
-        status = _still_active(request, "schedule")
-        existing = list(session.scalars(select(ScheduledRun).where(ScheduledRun.test_uuid == uuid)))
-        if existing:  # a duplicate execution of this step booked first: keep its bookings
-            return _schedule_metadata(meta, existing, request, "(recorded)")
-        clash = plan.conflicts(proposed, _bookings(session, after=origin, exclude=uuid))
-        if clash:
-            log.info("bookings changed while solving; solving again", extra={"test_uuid": uuid, "clash": clash[:3]})
-            return None
-        rows = [_booked_run(request_id, uuid, meta["workflow_id"], b, by_id[b.run_id], bench_kind) for b in proposed]
-        session.add_all(rows)
-        request.optimised_start_at = summary.optimised_start
-        request.assigned_bench = summary.bench_name
-        if status is Status.DoeComplete:
-            requests.change_status(
-                session=session,
-                request=request,
-                target=Status.ScheduleReady,
-                actor=ACTOR,
-                expected=Status.DoeComplete,
-                reason=f"{len(rows)} run(s) on {', '.join(sorted({r.bench for r in rows}))} from"
-                f" {summary.optimised_start:%Y-%m-%d %H:%M} UTC ({result.solver}, {result.status})",
-            )
-        session.flush()
-        return _schedule_metadata(meta, rows, request, result.solver)
-
-    # Within this process schedules are made one at a time (ctx.schedule_lock). Across processes
-    # they are optimistic: solve without the database lock, then book holding it only if no
-    # booking made meanwhile clashes; after OPTIMISTIC_ATTEMPTS clashes, solve holding it.
+    job = booking.load(ctx, meta)
+    if not isinstance(job, booking.BookingJob):
+        return check_metadata("schedule", job)  # booked by an earlier run of this step
     metadata: Metadata | None = None
     with ctx.schedule_lock:
         for attempt in range(1, OPTIMISTIC_ATTEMPTS + 2):
             if attempt <= OPTIMISTIC_ATTEMPTS:
                 with ctx.database.transaction() as session:
-                    proposal = propose(session)
-                if attempt == 1 and ctx.pause.wants("schedule", "middle"):
-                    ctx.schedule_lock.release()  # a test holds this step here: let the others schedule
-                    try:
-                        ctx.pause.reached(uuid, "schedule", "middle")
-                    finally:
-                        ctx.schedule_lock.acquire()
+                    proposal = booking.propose(ctx, job, session)
+                if attempt == 1:
+                    _pause_between_proposal_and_booking(ctx, uuid)
                 with ctx.database.transaction() as session:
-                    locks.hold(session, BOOKING_LOCK)
-                    metadata = book(session, *proposal)
+                    locks.hold(session, booking.BOOKING_LOCK)
+                    metadata = booking.book(session, job, proposal)
             else:
                 with ctx.database.transaction() as session:
-                    locks.hold(session, BOOKING_LOCK)
-                    metadata = book(session, *propose(session))
+                    locks.hold(session, booking.BOOKING_LOCK)
+                    metadata = booking.book(session, job, booking.propose(ctx, job, session))
             if metadata is not None:
                 break
     assert metadata is not None, "the last attempt holds the booking lock and cannot clash"
@@ -440,36 +257,17 @@ def schedule(ctx: StepContext, meta: Metadata) -> Metadata:
     return check_metadata("schedule", metadata)
 
 
-def _solve(problem: Any, settings: Settings) -> Any:
-    """Greedy first (milliseconds, with a proven lower bound); the configured solver only when
-    the greedy schedule is not provably within ``FASTLIMS_PIPELINE_SOLVER_GAP`` of optimal.
-    CP-SAT otherwise spends its whole time limit failing to close the last fraction of a
-    per cent that the weak lateness bounds leave open (see FINDINGS.md)."""
-    greedy = solve(problem, "greedy", settings.pipeline_solver_time_limit_s)
-    if settings.pipeline_solver == "greedy" or greedy.gap <= settings.pipeline_solver_gap:
-        return greedy
-    return solve(problem, settings.pipeline_solver, settings.pipeline_solver_time_limit_s)  # type: ignore[arg-type]
-
-
-def _booked_run(
-    request_id: int, uuid: str, workflow: str, booking: plan.Booking, run: plan.PlannedRun, kind: str
-) -> ScheduledRun:
-    return ScheduledRun(
-        run_id=booking.run_id,
-        request_id=request_id,
-        test_uuid=uuid,
-        workflow_id=workflow,
-        design_run_id=run.design_run_id,
-        bench=booking.bench,
-        bench_kind=kind,
-        start_at=booking.start,
-        end_at=booking.end,
-        test_start_at=booking.test_start or booking.start,
-        parameters_json=json.dumps(dict(run.parameters)),
-        idempotency_key=durable.idempotency_key(workflow, booking.run_id),
-        channel=Channel.queue.value if kind == "virtual" else Channel.mqtt.value,
-        state=RunState.scheduled.value,
-    )
+def _pause_between_proposal_and_booking(ctx: StepContext, uuid: str) -> None:
+    """The schedule step's "middle" pause point (tests only). The step holds the process's
+    schedule lock; a test holding it here releases that lock meanwhile, so that other requests
+    schedule (and clash with this one's proposal)."""
+    if not ctx.pause.wants("schedule", "middle"):
+        return
+    ctx.schedule_lock.release()
+    try:
+        ctx.pause.reached(uuid, "schedule", "middle")
+    finally:
+        ctx.schedule_lock.acquire()
 
 
 # --- 4. Dispatch ---------------------------------------------------------------------------------------
@@ -503,7 +301,7 @@ def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
     uuid = meta["test_uuid"]
     ctx.pause.reached(uuid, "dispatch", "before")
     with ctx.database.transaction() as session:
-        _still_active(_request(session, uuid, "dispatch"), "dispatch")
+        still_active(request_of(session, uuid, "dispatch"), "dispatch")
         rows = list(
             session.scalars(
                 select(ScheduledRun)
@@ -576,7 +374,7 @@ def fail(ctx: StepContext, meta: Metadata, step: str, reason: str) -> Metadata:
     uuid = meta["test_uuid"]
     text = f"pipeline step {step}: {reason}"[:4000]
     with ctx.database.transaction() as session:
-        request = _request(session, uuid, "fail")
+        request = request_of(session, uuid, "fail")
         current = Status(request.status)
         folder = request.simulation_folder
         if current not in TERMINAL:

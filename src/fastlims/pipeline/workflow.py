@@ -12,7 +12,7 @@ tries again, until ``FASTLIMS_PIPELINE_GIVE_UP_S``. A permanent error (invalid i
 schedule, an unexpected exception) ends the request Failed with the step and the reason.
 
 The step functions need the process's database and storage; DBOS is process-global, so they
-find one :class:`~.steps.StepContext` in :data:`CONTEXT`, bound by the engine when it launches
+find one :class:`~.context.StepContext` in :data:`CONTEXT`, bound by the engine when it launches
 (with the virtual bench's, see :mod:`fastlims.contexts`).
 """
 
@@ -25,9 +25,10 @@ from dbos import DBOS
 from dbos._error import DBOSMaxStepRetriesExceeded
 
 from fastlims.contexts import Slot
+from fastlims.pipeline.context import Metadata, StepContext, check_metadata
 from fastlims.pipeline.durable import PIPELINE_WORKFLOW
 from fastlims.pipeline.errors import PermanentError, Stopped, is_transient
-from fastlims.pipeline.steps import STEPS, Metadata, StepContext, check_metadata, fail
+from fastlims.pipeline.steps import STEPS, fail
 
 log = logging.getLogger(__name__)
 

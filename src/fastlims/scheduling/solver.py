@@ -16,7 +16,7 @@ from typing import Literal
 from fastlims.scheduling.bounds import LowerBound, lower_bound
 from fastlims.scheduling.cpsat import CpModel, run_cpsat
 from fastlims.scheduling.greedy import best_greedy, first_failure
-from fastlims.scheduling.lns import LnsStats, improve
+from fastlims.scheduling.lns import LnsTuning, improve
 from fastlims.scheduling.models import (
     Assignment,
     FrozenAssignment,
@@ -28,6 +28,7 @@ from fastlims.scheduling.models import (
     objective_parts,
 )
 from fastlims.scheduling.prepare import Prepared, fits, insert_busy, prepare
+from fastlims.scheduling.search import LnsStats
 from fastlims.scheduling.split import improve_split
 
 SolverName = Literal["cpsat", "greedy", "gurobi", "eft"]
@@ -261,7 +262,7 @@ def _solve_lns(
         horizon = min(horizon, max(lb.makespan, (inc_obj - lb.weighted_lateness) // w_m))
     found = improve_split(prep, inc, t0 + time_limit_s, workers, seed, horizon, lb.makespan, pool=pool)
     if found is None:
-        found = improve(prep, inc, t0 + time_limit_s, workers, seed, horizon, lb.makespan, pool=pool)
+        found = improve(prep, inc, t0 + time_limit_s, horizon, lb.makespan, LnsTuning(workers, seed, pool=pool))
     out, obj, lstats = found
     _lns_stats(stats, lstats)
     chosen = out if obj < inc_obj else inc
@@ -313,9 +314,8 @@ def _solve_cpsat(
         chosen_obj = objective_parts(prep.problem, list(chosen) + prep.frozen)[0]
         # no string removals here: on a few benches a string takes most of a group out at
         # once, and on 42 runs x 4 benches they made the result 1-2 % worse (two seeds each)
-        out, obj, lstats = improve(
-            prep, chosen, t0 + time_limit_s, workers, seed, horizon, lb.makespan, pool=pool, string_share=0.0
-        )
+        tuning = LnsTuning(workers, seed, pool=pool, string_share=0.0)
+        out, obj, lstats = improve(prep, chosen, t0 + time_limit_s, horizon, lb.makespan, tuning)
         _lns_stats(stats, lstats)
         if obj < chosen_obj:
             chosen = out

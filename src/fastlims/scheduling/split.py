@@ -29,9 +29,10 @@ import tempfile
 import time
 from collections.abc import Sequence
 
-from fastlims.scheduling.lns import LnsStats, bench_groups, improve
+from fastlims.scheduling.lns import LnsTuning, improve
 from fastlims.scheduling.models import Assignment, objective_parts
 from fastlims.scheduling.prepare import Prepared
+from fastlims.scheduling.search import LnsStats, bench_groups
 
 _Result = tuple[list[Assignment], LnsStats]
 
@@ -66,7 +67,8 @@ def _benches_of(groups: list[frozenset[str]], only: frozenset[int]) -> frozenset
 def _part(args: tuple[Prepared, list[Assignment], float, int, int, int, bool, frozenset[int]]) -> _Result:
     """What a child process does: improve the groups ``only`` and return their runs."""
     prep, start, stop_at, seed, horizon, makespan_lb, pool, only = args
-    out, _obj, stats = improve(prep, start, stop_at, 1, seed, horizon, makespan_lb, pool=pool, cp_threads=0, only=only)
+    tuning = LnsTuning(1, seed, pool=pool, cp_threads=0)
+    out, _obj, stats = improve(prep, start, stop_at, horizon, makespan_lb, tuning, only=only)
     benches = _benches_of(bench_groups(prep, pool), only)
     return [a for a in out if a.bench_id in benches], stats
 
@@ -150,9 +152,8 @@ def improve_split(
             proc.kill()
             _collect(proc, path, stop_at)
         return None
-    mine, _obj, stats = improve(
-        prep, start, stop_at, 1, seed, horizon, makespan_lb, pool=pool, cp_threads=0, only=shares[0]
-    )
+    tuning = LnsTuning(1, seed, pool=pool, cp_threads=0)
+    mine, _obj, stats = improve(prep, start, stop_at, horizon, makespan_lb, tuning, only=shares[0])
     placed = {a.run_id: a for a in mine}
     for proc, path, only in children:
         got = _collect(proc, path, stop_at)

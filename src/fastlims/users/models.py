@@ -32,6 +32,9 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column("PasswordHash", String(200))
     is_active: Mapped[bool] = mapped_column("IsActive", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
+    # A page session (the signed cookie) holds the generation it was made in; logging out moves
+    # the user to the next one, so a copy of an old cookie no longer opens a page.
+    session_generation: Mapped[int] = mapped_column("SessionGeneration", Integer, default=0, server_default="0")
 
     def can(self, role: Role) -> bool:
         """True when this user's role is at least ``role``."""

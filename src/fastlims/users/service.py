@@ -72,6 +72,12 @@ def authenticate(*, session: Session, username: str, password: str) -> User | No
     return user if verify_password(user.password_hash, password) else None
 
 
+def end_page_sessions(*, session: Session, user: User) -> None:
+    """Logging out: every page session of ``user`` made so far ends (its cookie, even copied, no
+    longer opens a page); the next login starts a new one."""
+    user.session_generation += 1
+
+
 def create_token(*, session: Session, username: str, name: str = "") -> str:
     """Create an API token and return it; only its digest is kept, so it is shown once."""
     user = get_by_username(session=session, username=username)

@@ -22,8 +22,8 @@ class LoginRequired(Exception):
 def page_user(request: Request, session: DbSession) -> User:
     username = request.session.get("user")
     user = users.get_by_username(session=session, username=username) if username else None
-    if user is None or not user.is_active:
-        request.session.clear()
+    if user is None or not user.is_active or request.session.get("generation") != user.session_generation:
+        request.session.clear()  # unknown, disabled, or logged out since this session was made
         raise LoginRequired(request.url.path)
     request.state.user = user.username
     return user

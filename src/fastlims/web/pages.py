@@ -88,11 +88,18 @@ def login(
         )
     request.session.clear()  # a fresh session (and CSRF token) at every login
     request.session["user"] = user.username
+    request.session["generation"] = user.session_generation
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.post("/logout", dependencies=[Depends(check_csrf)])
-def logout(request: Request) -> Response:
+def logout(request: Request, session: DbSession) -> Response:
+    """End the session on the server too: the cookie is signed, not stored, so a copy of it would
+    otherwise stay valid until it expires."""
+    username = request.session.get("user")
+    user = users.get_by_username(session=session, username=username) if username else None
+    if user is not None and request.session.get("generation") == user.session_generation:
+        users.end_page_sessions(session=session, user=user)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -301,7 +308,7 @@ def _gantt_of(intake: Intake, item: Any) -> str | None:
     if not item.schedule_ready_at or not item.simulation_folder:
         return None
     from fastlims.intake import layout
-    from fastlims.pipeline.steps import GANTT_FILE
+    from fastlims.pipeline.booking import GANTT_FILE
 
     try:
         svg = intake.storage.get(f"{item.simulation_folder}/{layout.SCHEDULE_OUTPUT}/{GANTT_FILE}")

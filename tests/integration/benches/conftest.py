@@ -19,9 +19,10 @@ from fastlims.benches.worker import BenchWorker, PahoPublisher
 from fastlims.bootstrap import System
 from fastlims.messaging.models import MqttRole
 from fastlims.pipeline import durable
+from fastlims.pipeline.context import VirtualRun
 from fastlims.pipeline.engine import ClientDispatcher
 from fastlims.pipeline.models import Channel, RunState, ScheduledRun
-from fastlims.pipeline.steps import VirtualRun, run_order
+from fastlims.pipeline.steps import run_order
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi.testclient import TestClient
 
 from fastlims.bootstrap import System
@@ -44,7 +46,13 @@ def test_refusals_store_nothing(system: System, client: TestClient, fmi2_set: Mo
     headers = request.requester.headers
     assert client.put(url("not-a-uuid", "cycler.fmu"), content=b"x", headers=headers).status_code == 422
     assert client.put(url(request.test_uuid, "notes.txt"), content=b"x", headers=headers).status_code == 422
-    assert client.put(url(request.test_uuid, "..%2Fx.fmu"), content=b"x", headers=headers).status_code in (404, 422)
+    # An encoded slash makes two path segments: no route has them, so nothing reaches the handler.
+    assert client.put(url(request.test_uuid, "..%2Fx.fmu"), content=b"x", headers=headers).status_code == 404
+    # Traversals within one segment reach the handler, whose file name check refuses them.
+    for name in ("..%5Cx.fmu", "%2E%2E", ".hidden.fmu", "x%00.fmu"):
+        refused = client.put(url(request.test_uuid, name), content=b"x", headers=headers)
+        assert refused.status_code == 422, (name, refused.text)
+        assert "is not a model file name" in refused.json()["detail"], name
     assert client.put(url(request.test_uuid, "cycler.fmu"), content=b"", headers=headers).status_code == 422
     unknown = "0b9a4c39-1d2e-4f3a-8b5c-6d7e8f901234"
     assert client.put(url(unknown, "cycler.fmu"), content=b"x", headers=headers).status_code == 404
@@ -53,7 +61,15 @@ def test_refusals_store_nothing(system: System, client: TestClient, fmi2_set: Mo
     assert conflict.status_code == 409 and "Cancelled" in conflict.json()["detail"]
     system.settings.intake_max_file_bytes = 1000
     too_big = client.put(url(request.test_uuid, "cycler.fmu"), content=fmi2_set.cycler, headers=headers)
-    assert too_big.status_code == 413
+    assert too_big.status_code == 413  # refused on its declared Content-Length
+    assert len(fmi2_set.cycler) > 1000
+
+    def chunks() -> Iterator[bytes]:  # sent chunked, without a Content-Length: counted as it streams
+        for start in range(0, len(fmi2_set.cycler), 256):
+            yield fmi2_set.cycler[start : start + 256]
+
+    streamed = client.put(url(request.test_uuid, "cycler.fmu"), content=chunks(), headers=headers)
+    assert streamed.status_code == 413 and streamed.json()["detail"] == "the file is larger than 1000 bytes"
     assert system.intake.storage.list("pool") == []
 
 

@@ -127,7 +127,46 @@ def test_arbitrary_bytes_never_raise(tmp_path_factory: pytest.TempPathFactory, d
         {"x.fmu": folder / "x.fmu", "inter_connection.json": folder / "inter_connection.json"}
     )
     assert problems and all(isinstance(p, Problem) for p in problems)
-    assert check_interconnection("inter_connection.json", folder / "missing.json", {})[0].code == "unreadable"
+    # Each problem is a specific finding: none comes from the safety net that turns an exception
+    # in a check into "could not be checked" (that would be a crash the net hid).
+    assert not [p for p in problems if p.code == "unreadable"], problems
+    missing = check_interconnection("inter_connection.json", folder / "missing.json", {})
+    assert [p.code for p in missing] == ["unreadable"] and "FileNotFoundError" in missing[0].message
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_damaged_bytes_of_a_valid_fmu_get_specific_problems(
+    tmp_path_factory: pytest.TempPathFactory, valid_set: dict[str, Path], data: st.DataObject
+) -> None:
+    good = valid_set["cycler.fmu"].read_bytes()
+    damaged = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 8), label="bytes changed")):
+        damaged[data.draw(st.integers(0, len(good) - 1), label="at")] = data.draw(st.integers(0, 255), label="to")
+    cut = data.draw(st.integers(len(good) // 2, len(good)), label="length")
+    path = tmp_path_factory.mktemp("damaged", numbered=True) / "cycler.fmu"
+    path.write_bytes(bytes(damaged[:cut]))
+    problems, _interface = check_fmu("cycler.fmu", path)
+    assert not [p for p in problems if p.code == "unreadable"], problems
+
+
+def test_a_check_that_raises_is_reported_by_the_safety_net(
+    monkeypatch: pytest.MonkeyPatch, valid_set: dict[str, Path]
+) -> None:
+    from fastlims.intake import validation
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("a bug in a check")
+
+    monkeypatch.setattr(validation, "_check_fmu", broken)
+    monkeypatch.setattr(validation, "_check_interconnection", broken)
+    problems, interface = check_fmu("cycler.fmu", valid_set["cycler.fmu"])
+    assert interface is None
+    assert [(p.code, p.message) for p in problems] == [
+        ("unreadable", "could not be checked: RuntimeError: a bug in a check")
+    ]
+    problems = check_interconnection("inter_connection.json", valid_set["inter_connection.json"], {})
+    assert [(p.file, p.code) for p in problems] == [("inter_connection.json", "unreadable")]
 
 
 @pytest.mark.parametrize("fmi_version", ["2.0", "3.0"])

@@ -14,6 +14,7 @@ from fastlims.benches import registry
 from fastlims.intake.storage import StorageError
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError, is_transient
 from fastlims.pipeline.pause import ALL_POINTS, PausePoints, parse_points
+from tests.services import wait_for
 
 
 @pytest.mark.parametrize(
@@ -76,15 +77,13 @@ def test_a_pause_point_blocks_until_released(tmp_path: Path) -> None:
     worker = threading.Thread(target=lambda: (points.reached("u1", "doe", "middle"), done.set()))
     worker.start()
     marker = tmp_path / "u1" / "doe.middle.reached"
-    assert not done.wait(0.05) or marker.exists()
-    for _ in range(1000):
-        if marker.exists():
-            break
-        done.wait(0.005)
-    assert marker.exists() and not done.is_set()
+    wait_for(marker.exists, 5, "the pause point's marker")
+    # It holds the step: polling every 5 ms, it would have gone on 40 times over by now.
+    assert not done.wait(0.2)
     (tmp_path / "u1" / "doe.middle.go").touch()
     assert done.wait(5)
     worker.join()
+    assert sorted(p.name for p in (tmp_path / "u1").iterdir()) == ["doe.middle.go", "doe.middle.reached"]
 
 
 def test_calendars_default_by_kind_and_parse_every_field() -> None:

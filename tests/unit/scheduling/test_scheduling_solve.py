@@ -250,14 +250,14 @@ def test_ruin_and_recreate_alone_keeps_schedules_feasible_and_never_worse() -> N
     import time
 
     from fastlims.scheduling.greedy import best_greedy
-    from fastlims.scheduling.lns import improve
+    from fastlims.scheduling.lns import LnsTuning, improve
 
     problem = synthetic_problem(80, 6, seed=21)
     prep = prepare(problem)
     start = best_greedy(prep)
     assert start is not None
     out, objective, stats = improve(
-        prep, start[0], time.monotonic() + 3.0, 1, 3, prep.horizon, 0, cp_threads=0, recreate_threads=1
+        prep, start[0], time.monotonic() + 3.0, prep.horizon, 0, LnsTuning(1, 3, cp_threads=0, recreate_threads=1)
     )
     # this instance's greedy schedule is poor: the moves lowered it by a third in 1.5 s here
     assert stats.recreate_moves > 10 and stats.moves == 0
@@ -287,13 +287,14 @@ def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out
     import random
 
     from fastlims.scheduling.greedy import best_greedy
-    from fastlims.scheduling.lns import _ruin_recreate, _scattered, _Search, _strings
+    from fastlims.scheduling.recreate import ruin_recreate, scattered, strings
+    from fastlims.scheduling.search import Search
 
     problem = synthetic_problem(120, 6, seed=5, pausable_share=0.4, started_share=0.3)
     prep = prepare(problem)
     start = best_greedy(prep)
     assert start is not None
-    search = _Search(prep, start[0], pool=True)
+    search = Search(prep, start[0], pool=True)
     ci = max(range(len(search.comps)), key=lambda c: len(search.comp_runs[c]))
     ends = sorted(search.placed[r][2] for r in search.comp_runs[ci])
     lo, hi = ends[len(ends) // 3], ends[len(ends) // 2]
@@ -302,10 +303,10 @@ def test_ruin_and_recreate_keeps_its_busy_lists_and_objective_true_and_stays_out
     rng = random.Random(7)
     kept = 0
     for i in range(400):
-        remove = _strings if i % 2 else _scattered
+        remove = strings if i % 2 else scattered
         picked = remove(search, rng, rng.choice((4, 10, 24)))
         if picked is not None:
-            kept += int(_ruin_recreate(search, rng, picked[0], picked[1]) is not None)
+            kept += int(ruin_recreate(search, rng, picked[0], picked[1]) is not None)
     assert kept > 100
     best = search.current
     assert best == search.objective() and best <= start[1]
@@ -329,24 +330,25 @@ def test_annealed_ruin_and_recreate_returns_the_best_schedule_it_saw() -> None:
     import random
 
     from fastlims.scheduling.greedy import best_greedy
-    from fastlims.scheduling.lns import _ruin_recreate, _scattered, _Search, decode_all
     from fastlims.scheduling.models import objective_parts
+    from fastlims.scheduling.recreate import ruin_recreate, scattered
+    from fastlims.scheduling.search import Search, decode_all
 
     problem = synthetic_problem(100, 6, seed=8)
     prep = prepare(problem)
     start = best_greedy(prep)
     assert start is not None
-    search = _Search(prep, start[0], pool=True)
+    search = Search(prep, start[0], pool=True)
     search.temperature = 5_000.0
     rng = random.Random(3)
     seen = [search.current]
     worse_taken = 0
     for _ in range(300):
-        picked = _scattered(search, rng, 8)
+        picked = scattered(search, rng, 8)
         if picked is None:
             continue
         before = search.current
-        _ruin_recreate(search, rng, picked[0], picked[1])
+        ruin_recreate(search, rng, picked[0], picked[1])
         worse_taken += int(search.current > before)
         seen.append(search.current)
     assert worse_taken > 0, "the temperature should let some worse schedules through"

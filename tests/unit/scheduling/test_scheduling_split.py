@@ -12,9 +12,11 @@ import pytest
 
 from fastlims.scheduling.checker import check
 from fastlims.scheduling.greedy import best_greedy
-from fastlims.scheduling.lns import _Search, _strings, bench_groups, improve
+from fastlims.scheduling.lns import LnsTuning, improve
 from fastlims.scheduling.models import Assignment, Schedule, objective_parts
 from fastlims.scheduling.prepare import Prepared, prepare
+from fastlims.scheduling.recreate import strings
+from fastlims.scheduling.search import Search, bench_groups
 from fastlims.scheduling.split import MIN_SPLIT_S, improve_split, share_groups
 from fastlims.scheduling.synthetic import synthetic_problem
 
@@ -61,7 +63,7 @@ def test_a_search_confined_to_some_groups_leaves_the_others_where_they_were() ->
     groups = bench_groups(prep, True)
     assert len(groups) == 2
     out, objective, stats = improve(
-        prep, start, time.monotonic() + 1.5, 1, 4, prep.horizon, 0, cp_threads=0, only=frozenset({0})
+        prep, start, time.monotonic() + 1.5, prep.horizon, 0, LnsTuning(1, 4, cp_threads=0), only=frozenset({0})
     )
     assert stats.recreate_moves > 10 and objective <= start_obj
     before = {a.run_id: (a.start, a.end) for a in start if a.bench_id in groups[1]}
@@ -126,7 +128,7 @@ def test_split_search_declines_when_there_is_nothing_to_split() -> None:
 
 def test_strings_take_runs_in_a_row_on_a_few_benches_of_one_group() -> None:
     prep, start, _obj = _start(200, 10, 12)
-    search = _Search(prep, start, pool=True)
+    search = Search(prep, start, pool=True)
     rng = random.Random(5)
     ci = 0
     ends = sorted(search.placed[r][2] for r in search.comp_runs[ci])
@@ -134,7 +136,7 @@ def test_strings_take_runs_in_a_row_on_a_few_benches_of_one_group() -> None:
     search.active[99] = (ci, lo, hi)
     multi = 0
     for _ in range(300):
-        picked = _strings(search, rng, rng.choice((4, 10, 24)))
+        picked = strings(search, rng, rng.choice((4, 10, 24)))
         if picked is None:  # every run of the string was inside the blocked window
             continue
         group, chosen = picked

@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         description="Design for a test whose catalog entry has no DoE section",
     )
     pipeline_default_doe_runs: int = Field(default=20, ge=2, le=10_000, description="Runs of that Latin hypercube")
+    pipeline_procedure_doe: str = Field(
+        default="full_factorial",
+        pattern="^(nominal|full_factorial)$",
+        description="Design over a procedure's variables when the test name has no DoE section: two levels "
+        "of each (full_factorial) or its default values only (nominal)",
+    )
     pipeline_test_pause: str | None = Field(
         default=None, description="Tests only: step:phase points where steps block (fastlims.pipeline.pause)"
     )
@@ -144,6 +150,24 @@ class Settings(BaseSettings):
         default=None, gt=0, description="Cap on a run's simulated duration (profile end or the test's nominal)"
     )
     virtual_bench_timeout_s: float = Field(default=3600.0, gt=0, description="Wall-time limit of one run")
+    virtual_bench_speed: float = Field(
+        default=1000.0,
+        gt=0,
+        description="Simulated seconds per wall-clock second assumed for an FMU set that has not run yet "
+        "(after its first runs, the measured speed books its virtual benches)",
+    )
+    virtual_bench_booking_factor: float = Field(
+        default=3.0, ge=1, description="Safety factor on a virtual run's expected compute time when it is booked"
+    )
+    virtual_bench_booking_floor_s: float = Field(
+        default=60.0, gt=0, description="Shortest booking of a virtual run (loading the FMUs, writing results)"
+    )
+    virtual_bench_procedure_margin: float = Field(
+        default=3.0,
+        ge=1,
+        description="A procedure may simulate this many times its expected duration (plus an hour) before the run "
+        "fails with end_cause timeout",
+    )
     virtual_bench_batch_sim_s: float | None = Field(
         default=60.0, gt=0, description="Publish a metrics batch every this many simulated seconds"
     )

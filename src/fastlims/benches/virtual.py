@@ -54,6 +54,7 @@ from fastlims.messaging.topics import Topics
 from fastlims.pipeline import durable
 from fastlims.pipeline.models import RunState, ScheduledRun
 from fastlims.pipeline.run_lifecycle import run_started
+from fastlims.procedures.runfile import RunFileError, RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import TERMINAL, Status
@@ -66,6 +67,8 @@ RESULTS_FILE = "results.parquet"
 SUMMARY_FILE = "summary.json"
 DEFAULT_STEP_S = 1.0
 _FINISHED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.value)
+# How a run ended, in the runs API's words (the co-simulation's causes folded into them).
+_END_CAUSES = {"crash": "error", "nan": "error", "callback": "error", "invalid": "error", "missing": "error"}
 
 
 # --- the context -------------------------------------------------------------------------
@@ -164,30 +167,37 @@ def start_step(order: dict[str, Any]) -> dict[str, Any]:
     return {"go": True, "started_at": started}
 
 
-def _duration_s(ctx: BenchContext, order: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
-    """The request's variables and the run's simulated duration: the order's ``duration_s`` when
-    given, else none when the request has a profile (it ends the run at its last point), else the
-    test's nominal duration; capped by ``FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_S``."""
+def _legacy_profiles(ctx: BenchContext, order: dict[str, Any]) -> tuple[Any, ...]:
+    """A custom_profile that names an FMU port (``FMU/Port``, the form before port roles) drives
+    that port in open loop beside the procedure; a role-named one is the procedure's own."""
+    from fastlims.messaging.variables import Variables
+
     with ctx.database.transaction() as session:
         request = requests.get_by_uuid(session=session, test_uuid=order["test_UUID"])
-        variables = requests.variables_of(request) or {}
-        nominal = float(request.test.nominal_duration_minutes or 0) * 60.0 or None
-    if order.get("duration_s"):
-        return variables, float(order["duration_s"])
-    custom: Any = variables.get("custom_profile") or {}
-    profile = custom.get("values") or []
-    duration = None if len(profile) >= 2 else nominal
-    cap = ctx.settings.virtual_bench_max_duration_s
-    if cap is not None:
-        duration = cap if duration is None else min(duration, cap)
-    return variables, duration
+        variables = Variables.model_validate(requests.variables_of(request) or {})
+    profile = variables.custom_profile
+    return (profile,) if profile is not None and "/" in profile.Name else ()
+
+
+def _step_size(ctx: BenchContext, system: Any, run: RunProcedure) -> float:
+    """The communication step: ``FASTLIMS_VIRTUAL_BENCH_STEP_S``, else the FMUs' own default step
+    (their DefaultExperiment), never longer than the procedure's sampling period."""
+    if ctx.settings.virtual_bench_step_s is not None:
+        return float(ctx.settings.virtual_bench_step_s)
+    own = system.default_step_size() or DEFAULT_STEP_S
+    return float(min(own, run.procedure.sampling.period_s))
 
 
 def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
-    """Run the simulation and store its results; returns the outcome (small JSON)."""
+    """Run the run's procedure in closed loop on the FMUs and store its results; returns the
+    outcome (small JSON). A run without a procedure is refused: there is no open-loop run to a
+    nominal duration."""
     from fastlims.benches import results
     from fastlims.benches.cosim import CosimError, SimulationSpec, load_system, run_in_subprocess
-    from fastlims.intake import files
+    from fastlims.benches.cosim.spec import ProcedureRun
+    from fastlims.intake import files, ports
+    from fastlims.procedures.compiler import compile_procedure
+    from fastlims.procedures.outcomes import OutcomeError, summarise
 
     ctx = context()
     settings = ctx.settings
@@ -196,20 +206,36 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
     results_key, summary_key = f"{folder}/{RESULTS_FILE}", f"{folder}/{SUMMARY_FILE}"
     fmus: list[str] = list(order.get("fmus") or [])
     interconnection = str(order.get("interconnection") or "")
+    if not order.get("procedure"):
+        return _refused("the run has no test procedure: a virtual bench runs a procedure or nothing")
     with ctx.slots:
         try:
-            variables, duration = _duration_s(ctx, order)
+            run = RunProcedure.from_json(ctx.storage.get(order["procedure"]))
+            profiles = _legacy_profiles(ctx, order)
             with ctx.storage.materialised([*fmus, interconnection]) as local:
                 connections = json.loads(local[interconnection].read_text(encoding="utf-8"))
+                roles = ports.uut_ports(connections)
+                if roles is None:
+                    return _refused(
+                        "the Digital Twin's inter_connection.json has no UUT_ports: a battery procedure needs "
+                        "at least the current and voltage roles (docs/partners-upload.md)"
+                    )
                 paths = {posixpath.basename(k)[: -len(".fmu")]: local[k] for k in fmus}
-                step = settings.virtual_bench_step_s
-                if step is None:
-                    with load_system(paths, connections) as system:
-                        step = system.default_step_size() or DEFAULT_STEP_S
-                spec = SimulationSpec.from_request(
-                    variables, step_size=step, duration_s=duration, parameters=order.get("parameters") or {}
+                with load_system(paths, connections) as system:
+                    step = _step_size(ctx, system, run)
+                expected = run.expected_duration_s
+                cap = expected * settings.virtual_bench_procedure_margin + 3600.0
+                spec = SimulationSpec(
+                    step_size=step,
+                    stop_time=cap,
+                    profiles=profiles,
+                    parameters=order.get("parameters") or {},
+                    procedure=ProcedureRun(
+                        program=compile_procedure(run.procedure),
+                        ports=roles,
+                        current_sign=ports.current_sign(connections) or "charge_positive",
+                    ),
                 )
-                end = spec.end_time()
                 timeout = float(order.get("timeout_s") or settings.virtual_bench_timeout_s)
                 batch_rows = (
                     max(1, int(round(settings.virtual_bench_batch_sim_s / step)))
@@ -217,7 +243,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                     else None
                 )
                 t0 = utcnow().isoformat().replace("+00:00", "Z")
-                tracker = _Tracker(ctx, order, end, spec.start_time)
+                tracker = _Tracker(ctx, order, spec.start_time + expected, spec.start_time)
 
                 def on_batch(batch: Any) -> None:
                     ctx.send(
@@ -231,28 +257,49 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                     batch_rows=batch_rows, batch_every_s=settings.virtual_bench_batch_wall_s,
                     cancel=tracker.cancelled, on_progress=tracker.reached, timeout_s=timeout,
                 )  # fmt: skip
-        except CosimError as exc:
-            reason = f"the simulation cannot run: {exc}"
-            return {"status": "failed", "end_cause": "invalid", "reason": reason[:4000], "samples": 0}
+        except (CosimError, RunFileError) as exc:
+            return _refused(f"the simulation cannot run: {exc}")
         except (FileNotFoundError, KeyError) as exc:
             reason = f"the run's model files are not in storage: {exc}"
-            return {"status": "failed", "end_cause": "missing", "reason": reason[:4000], "samples": 0}
+            return {"status": "failed", "end_cause": "error", "reason": reason[:4000], "samples": 0}
+    summary: dict[str, Any] = {"steps": [], "cycles": [], "outcomes": {}}
+    if result.rows:
+        try:
+            summary = summarise(result.columns, run.procedure, criterion=run.criterion, end_cause=result.end_cause)
+        except OutcomeError as exc:  # the samples are stored; the run's own end says what went wrong
+            log.warning("no outcomes for the run", extra={"run_id": run_id, "problem": str(exc)})
+            summary["outcomes_problem"] = str(exc)
     # Fixed names, each written whole: a step that runs again after a crash overwrites them.
     files.put_atomic(ctx.storage, results_key, results.parquet_bytes(result, run_id=run_id))
-    summary = {"run_id": run_id, **results.summarize_run(result), "parameters": dict(order.get("parameters") or {})}
-    files.put_json(ctx.storage, summary_key, summary)
+    document = {
+        "run_id": run_id,
+        **results.summarize_run(result),
+        "parameters": dict(order.get("parameters") or {}),
+        "values": dict(order.get("values") or {}),
+        "procedure": run.procedure.name,
+        **summary,
+    }
+    files.put_json(ctx.storage, summary_key, document)
     if ctx.publisher is not None:
         ctx.publisher.flush(30.0)  # the last batch is out before the run's final event
+    stopped = result.stopped_at if math.isfinite(result.stopped_at) else None
     return {
         "status": result.status,
         "end_cause": result.end_cause,
         "reason": (result.reason or "")[:4000],
         "samples": result.rows,
         "batches": result.batches,
-        "stopped_at_s": result.stopped_at if math.isfinite(result.stopped_at) else None,
+        "stopped_at_s": stopped,
+        "simulated_s": (stopped - spec.start_time) if stopped is not None else None,
+        "wall_s": max(0.0, result.wall_time_s - result.setup_time_s),
         "results": results_key,
         "summary": summary_key,
+        "outcomes": summary["outcomes"],
     }
+
+
+def _refused(reason: str) -> dict[str, Any]:
+    return {"status": "failed", "end_cause": "error", "reason": reason[:4000], "samples": 0}
 
 
 class _Tracker:
@@ -307,13 +354,25 @@ def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any
     if outcome.get("summary"):
         with contextlib.suppress(FileNotFoundError, ValueError):
             summary = json.loads(ctx.storage.get(outcome["summary"]))
+            for detail in ("steps", "cycles"):  # in the summary file and the runs API, not the request row
+                summary.pop(detail, None)
+    end_cause = _END_CAUSES.get(outcome.get("end_cause") or "", outcome.get("end_cause"))
     final = None
     with ctx.database.transaction() as session:
         locks.hold(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
         session.execute(
             update(ScheduledRun)
             .where(ScheduledRun.run_id == run_id)
-            .values(state=state)
+            .values(
+                state=state,
+                ended_at=utcnow(),
+                end_cause=end_cause if state != RunState.cancelled.value else "cancelled",
+                reason=outcome.get("reason") or None,
+                outcomes_json=json.dumps(outcome.get("outcomes") or {}, allow_nan=False, default=str),
+                fmu_set=order.get("fmu_set"),
+                simulated_seconds=outcome.get("simulated_s"),
+                wall_seconds=outcome.get("wall_s"),
+            )
             .execution_options(synchronize_session=False)
         )
         request = requests.get_by_uuid(session=session, test_uuid=uuid)

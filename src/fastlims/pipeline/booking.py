@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from fastlims.config import Settings
 from fastlims.intake import files
-from fastlims.pipeline import durable, plan
+from fastlims.pipeline import durable, plan, procedure
 from fastlims.pipeline.context import ACTOR, Metadata, StepContext, read_json, request_of, still_active
 from fastlims.pipeline.errors import PermanentError
 from fastlims.pipeline.models import Channel, RunState, ScheduledRun
@@ -57,6 +57,7 @@ class BookingJob:
     facts: plan.RequestFacts
     runs: tuple[plan.PlannedRun, ...]
     benches: tuple[Bench, ...]
+    booked_s: Mapping[str, float] = dataclasses.field(default_factory=dict)  # a virtual run's compute time
 
     @property
     def test_uuid(self) -> str:
@@ -99,19 +100,56 @@ def load(ctx: StepContext, meta: Metadata) -> BookingJob | Metadata:
         )
         benches = tuple(ctx.benches(session))
         request_id = request.id
+        speed = measured_speed(session, meta.get("fmu_set")) if bench_kind == "virtual" else None
     try:
         runs = plan.runs_from_document(read_json(ctx.storage, meta["runs_file"], STEP))
     except ValueError as exc:
         raise PermanentError(STEP, f"{meta['runs_file']}: {exc}") from None
-    return BookingJob(meta=meta, request_id=request_id, facts=facts, runs=tuple(runs), benches=benches)
+    booked: dict[str, float] = {}
+    if bench_kind == "virtual":
+        settings = ctx.settings
+        rate = speed or settings.virtual_bench_speed
+        for run in runs:
+            booked[run.run_id] = procedure.virtual_booking_s(
+                run.expected_duration_s,
+                rate,
+                factor=settings.virtual_bench_booking_factor,
+                floor_s=settings.virtual_bench_booking_floor_s,
+            )
+    return BookingJob(meta=meta, request_id=request_id, facts=facts, runs=tuple(runs), benches=benches, booked_s=booked)
+
+
+SPEED_SAMPLES = 20  # the last runs of an FMU set whose speed books its next ones
+
+
+def measured_speed(session: Session, fmu_set: str | None) -> float | None:
+    """Simulated seconds per wall-clock second of the FMU set's last completed virtual runs
+    (their median), or None before it has run."""
+    if not fmu_set:
+        return None
+    rows = session.execute(
+        select(ScheduledRun.simulated_seconds, ScheduledRun.wall_seconds)
+        .where(
+            ScheduledRun.fmu_set == fmu_set,
+            ScheduledRun.state == RunState.completed.value,
+            ScheduledRun.simulated_seconds.is_not(None),
+            ScheduledRun.wall_seconds > 0,
+        )
+        .order_by(ScheduledRun.ended_at.desc())
+        .limit(SPEED_SAMPLES)
+    ).all()
+    speeds = sorted(float(simulated) / float(wall) for simulated, wall in rows)
+    return speeds[len(speeds) // 2] if speeds else None
 
 
 def propose(ctx: StepContext, job: BookingJob, session: Session) -> Proposal:
     """Solve against the bookings visible in ``session``; write schedule-output/."""
     uuid = job.test_uuid
     now = ctx.clock()
-    origin = plan.schedule_origin(now, job.facts.preferred_start)
-    problem = plan.build_problem(job.facts, job.runs, job.benches, bookings_after(session, origin, uuid), now)
+    origin = plan.schedule_origin(now, job.facts.preferred_start, virtual=job.facts.bench_kind == "virtual")
+    problem = plan.build_problem(
+        job.facts, job.runs, job.benches, bookings_after(session, origin, uuid), now, booked_s=job.booked_s
+    )
     try:
         result = solve_problem(problem, ctx.settings)
     except (InfeasibleError, NoScheduleFoundError, SolverUnavailableError) as exc:
@@ -214,6 +252,8 @@ def booked_run(
         end_at=booking.end,
         test_start_at=booking.test_start or booking.start,
         parameters_json=json.dumps(dict(run.parameters)),
+        values_json=json.dumps(dict(run.values)),
+        procedure_key=run.procedure,
         idempotency_key=durable.idempotency_key(workflow, booking.run_id),
         channel=Channel.queue.value if kind == "virtual" else Channel.mqtt.value,
         state=RunState.scheduled.value,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fastlims.db.base import Base, UTCDateTime
@@ -61,6 +61,16 @@ class ScheduledRun(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column("DispatchedAt", UTCDateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column("StartedAt", UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
+    # What the run ran and how it ended (see migration 0007).
+    procedure_key: Mapped[str | None] = mapped_column("ProcedureKey", String(1000), nullable=True)
+    values_json: Mapped[str | None] = mapped_column("ValuesJson", Text, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column("EndedAt", UTCDateTime, nullable=True)
+    end_cause: Mapped[str | None] = mapped_column("EndCause", String(32), nullable=True)
+    reason: Mapped[str | None] = mapped_column("Reason", Text, nullable=True)
+    outcomes_json: Mapped[str | None] = mapped_column("OutcomesJson", Text, nullable=True)
+    fmu_set: Mapped[str | None] = mapped_column("FmuSet", String(64), nullable=True, index=True)
+    simulated_seconds: Mapped[float | None] = mapped_column("SimulatedSeconds", Float, nullable=True)
+    wall_seconds: Mapped[float | None] = mapped_column("WallSeconds", Float, nullable=True)
 
 
 class Executor(Base):

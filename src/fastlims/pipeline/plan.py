@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -84,12 +84,16 @@ def doe_spec(doe_spec_json: Mapping[str, Any] | None, default: DefaultDoe, defau
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run to schedule: its id across requests, the design's id, values, expected length."""
+    """One run to schedule: its id across requests, the design's id, the FMU parameter values
+    (``parameters``) and procedure variable values (``values``) it runs with, its resolved
+    procedure (a storage key) and its expected length on a bench (the test's own time)."""
 
     run_id: str
     design_run_id: str
     parameters: Mapping[str, float]
     expected_duration_s: float
+    values: Mapping[str, float] = field(default_factory=dict)
+    procedure: str | None = None
 
 
 def nominal_runs(test_uuid: str, duration_s: float) -> list[PlannedRun]:
@@ -97,9 +101,17 @@ def nominal_runs(test_uuid: str, duration_s: float) -> list[PlannedRun]:
     return [PlannedRun(global_run_id(test_uuid, "run-001"), "run-001", {}, duration_s)]
 
 
-def runs_from_design(test_uuid: str, design: Design) -> list[PlannedRun]:
+def runs_from_design(test_uuid: str, design: Design, *, procedure_variables: bool = False) -> list[PlannedRun]:
+    """The design's runs; with ``procedure_variables`` its factors are the procedure's variables
+    (``values``), else the FMUs' parameters (``parameters``)."""
     return [
-        PlannedRun(global_run_id(test_uuid, run.run_id), run.run_id, dict(run.values), run.expected_duration_s)
+        PlannedRun(
+            global_run_id(test_uuid, run.run_id),
+            run.run_id,
+            {} if procedure_variables else dict(run.values),
+            run.expected_duration_s,
+            values=dict(run.values) if procedure_variables else {},
+        )
         for run in design.runs
     ]
 
@@ -119,6 +131,8 @@ def runs_document(
                 "run_id": r.run_id,
                 "design_run_id": r.design_run_id,
                 "parameters": dict(r.parameters),
+                "values": dict(r.values),
+                "procedure": r.procedure,
                 "expected_duration_s": r.expected_duration_s,
             }
             for r in runs
@@ -139,6 +153,8 @@ def runs_from_document(document: Mapping[str, Any]) -> list[PlannedRun]:
                     design_run_id=str(item["design_run_id"]),
                     parameters={str(k): float(v) for k, v in dict(item["parameters"]).items()},
                     expected_duration_s=float(item["expected_duration_s"]),
+                    values={str(k): float(v) for k, v in dict(item.get("values") or {}).items()},
+                    procedure=str(item["procedure"]) if item.get("procedure") else None,
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -149,11 +165,13 @@ def runs_from_document(document: Mapping[str, Any]) -> list[PlannedRun]:
 
 
 def runs_csv(runs: Sequence[PlannedRun]) -> str:
-    """One line per run (``run_id``, ``design_run_id``, each parameter, ``expected_duration_s``)."""
-    names = sorted({name for run in runs for name in run.parameters})
+    """One line per run (``run_id``, ``design_run_id``, each parameter and procedure variable,
+    ``expected_duration_s``)."""
+    names = sorted({name for run in runs for name in (*run.parameters, *run.values)})
     lines = [",".join(["run_id", "design_run_id", *names, "expected_duration_s"])]
     for run in runs:
-        values = [repr(run.parameters[name]) if name in run.parameters else "" for name in names]
+        both = {**run.parameters, **run.values}
+        values = [repr(both[name]) if name in both else "" for name in names]
         lines.append(",".join([run.run_id, run.design_run_id, *values, repr(run.expected_duration_s)]))
     return "\n".join(lines) + "\n"
 
@@ -184,12 +202,14 @@ class Booking:
     test_start: datetime | None = None
 
 
-def schedule_origin(now: datetime, preferred_start: datetime) -> datetime:
+def schedule_origin(now: datetime, preferred_start: datetime, *, virtual: bool = False) -> datetime:
     """Minute 0 of the request's problem: the preferred start or now, whichever is later,
-    rounded up to a whole minute (no run starts in the past or before it is wanted)."""
+    rounded up to a whole minute (no run starts in the past or before it is wanted). A virtual
+    request's is rounded down: its first run may start at once (a simulation needs no one to
+    be there at a whole minute, and its bench queue runs one run at a time anyway)."""
     moment = max(now, preferred_start).astimezone(UTC)
     floored = moment.replace(second=0, microsecond=0)
-    return floored if floored == moment else floored + timedelta(minutes=1)
+    return floored if floored == moment or virtual else floored + timedelta(minutes=1)
 
 
 def duration_minutes(seconds: float) -> int:
@@ -202,10 +222,13 @@ def build_problem(
     benches: Sequence[Bench],
     bookings: Iterable[Booking],
     now: datetime,
+    *,
+    booked_s: Mapping[str, float] | None = None,
 ) -> Problem:
     """The request's runs, placed no earlier than :func:`schedule_origin`, on benches that keep
-    the other requests' bookings (frozen, they are never moved)."""
-    origin = schedule_origin(now, facts.preferred_start)
+    the other requests' bookings (frozen, they are never moved). ``booked_s``: how long each run
+    holds its bench when that is not its expected duration (a virtual run: its compute time)."""
+    origin = schedule_origin(now, facts.preferred_start, virtual=facts.bench_kind == "virtual")
     names = {b.bench_id for b in benches}
     frozen = []
     for booking in bookings:
@@ -220,7 +243,7 @@ def build_problem(
         Run(
             run_id=run.run_id,
             request_id=facts.test_uuid,
-            duration=duration_minutes(run.expected_duration_s),
+            duration=duration_minutes((booked_s or {}).get(run.run_id, run.expected_duration_s)),
             bench_kind=facts.bench_kind,
             earliest_start=0,
             # Set-up and tear-down are bench work with a fixture and a climate chamber: a virtual

@@ -11,10 +11,12 @@ has the run's idempotency key as its workflow id.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -22,11 +24,11 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fastlims.db import locks
-from fastlims.doe import DoeError, design, design_to_json, expected_duration_s, resolve_factors
+from fastlims.doe import DoeError, design, design_to_json, resolve_factors
 from fastlims.intake import files, layout
 from fastlims.messaging import outbox
 from fastlims.messaging.schemas import BenchCommand, seed_time
-from fastlims.pipeline import booking, durable, plan
+from fastlims.pipeline import booking, durable, plan, procedure
 from fastlims.pipeline.context import (
     ACTOR,
     Metadata,
@@ -110,25 +112,34 @@ def processor(ctx: StepContext, meta: Metadata) -> Metadata:
 # --- 2. DoE runner ----------------------------------------------------------------------------------
 
 
-def _parameters(ctx: StepContext, fmus: list[str]) -> list[Any]:
+def _parameters(ctx: StepContext, fmus: list[str]) -> tuple[list[Any], str]:
+    """The FMUs' parameters, and a digest of the FMU set (its files' contents by name): the
+    identity the measured simulation speed of virtual runs is kept under."""
     import fmpy
 
     found = []
-    for key in fmus:
+    digest = hashlib.sha256()
+    for key in sorted(fmus):
         name = posixpath.basename(key)
         with ctx.storage.materialised([key]) as local:
+            digest.update(name.encode() + b"\0" + hashlib.sha256(local[key].read_bytes()).digest())
             try:
                 description = fmpy.read_model_description(str(local[key]))
             except Exception as exc:  # noqa: BLE001 - FMPy raises many kinds for a broken FMU
                 raise PermanentError("doe", f"cannot read the modelDescription.xml of {name}: {exc}") from None
         found += plan.parameters_from(description, name[: -len(layout.FMU_SUFFIX)])
-    return found
+    return found, digest.hexdigest()
 
 
 def doe(ctx: StepContext, meta: Metadata) -> Metadata:
     """The seed's Activity 2: read the FMUs' parameters and the interconnection from storage,
-    design the runs (the catalog's DoE section, else the default) and write ``doe-input/`` (what
-    went in) and ``doe-output/`` (design.json, runs.json, runs.csv); then DoeComplete."""
+    design the runs and write ``doe-input/`` (what went in) and ``doe-output/`` (design.json,
+    runs.json, runs.csv, and each run's resolved procedure under ``procedures/``); then DoeComplete.
+
+    The design is the test name's DoE section (over the FMUs' parameters) when it has one, else a
+    design over the procedure's variables (ambient temperature, C-rate, ... within the UUT's
+    ratings; ``FASTLIMS_PIPELINE_PROCEDURE_DOE``): each run is the request's procedure with those
+    values, resolved against the UUT's ratings, and lasts what that procedure takes."""
     uuid = meta["test_uuid"]
     folder = meta["simulation_folder"]
     doe_input, doe_output = meta["doe_input"], meta["doe_output"]
@@ -138,23 +149,24 @@ def doe(ctx: StepContext, meta: Metadata) -> Metadata:
         request = request_of(session, uuid, "doe")
         status = still_active(request, "doe")
         spec_json = request.test.doe_spec_json
-        nominal_s = request.test.nominal_duration_minutes * 60.0
-        variables = requests.variables_of(request) or {}
         number = request.request_number
+        try:
+            chosen = procedure.of_request(session, request)
+        except procedure.ProcedureUnavailable as exc:
+            raise PermanentError("doe", str(exc)) from None
     if status > Status.ModelReady and ctx.storage.head(runs_key) is not None:
         document = read_json(ctx.storage, runs_key, "doe")  # an earlier run of this step finished
         return check_metadata("doe", _doe_metadata(meta, document, runs_key))
     read_json(ctx.storage, meta["interconnection"], "doe")  # the seed's DoE runner reads it too
-    parameters = _parameters(ctx, meta["fmus"])
-    custom_profile: dict[str, Any] = variables.get("custom_profile") or {}  # type: ignore[assignment]
-    profile = custom_profile.get("values") or []
+    parameters, fmu_set = _parameters(ctx, meta["fmus"])
+    variables = procedure.variable_factors(chosen)
     try:
-        spec = plan.doe_spec(
-            json.loads(spec_json) if spec_json else None,
-            ctx.settings.pipeline_default_doe,  # type: ignore[arg-type]
-            ctx.settings.pipeline_default_doe_runs,
+        nominal = procedure.duration_s(procedure.resolve_run(chosen), chosen.ratings)
+        spec = (
+            plan.doe_spec(json.loads(spec_json), ctx.settings.pipeline_default_doe, 0)  # type: ignore[arg-type]
+            if spec_json
+            else procedure.variable_design(ctx.settings.pipeline_procedure_doe, variables)
         )
-        duration = expected_duration_s([p["timestamp"] for p in profile] or None, nominal_s)
     except (DoeError, ValueError) as exc:
         raise PermanentError("doe", str(exc)) from None
     files.put_json(
@@ -165,28 +177,42 @@ def doe(ctx: StepContext, meta: Metadata) -> Metadata:
             "request_number": number,
             "fmus": meta["fmus"],
             "interconnection": meta["interconnection"],
+            "procedure": json.loads(chosen.procedure.model_dump_json(exclude_defaults=True)),
+            "procedure_source": chosen.source,
+            "uut_ratings": chosen.ratings.as_columns(),
             "spec": spec.model_dump(mode="json") if spec else {"method": "nominal"},
-            "spec_source": "catalog" if spec_json else f"default ({ctx.settings.pipeline_default_doe})",
-            "expected_duration_s": duration,
+            "spec_source": "catalog" if spec_json else f"procedure variables ({ctx.settings.pipeline_procedure_doe})",
+            "expected_duration_s": nominal,
             "parameters": [p.model_dump(mode="json") for p in parameters],
+            "variables": [v.model_dump(mode="json") for v in variables],
         },
     )
     ctx.pause.reached(uuid, "doe", "middle")
     notes: list[str] = []
-    if spec is None:
-        runs = plan.nominal_runs(uuid, duration)
-        method = "nominal"
-        notes.append("the test has no DoE section: one run with the FMUs' start values")
-    else:
-        try:
-            built = design(spec, resolve_factors(parameters, spec), duration)
-        except DoeError as exc:
-            raise PermanentError("doe", str(exc)) from None
-        files.put_text(ctx.storage, doe_output + DESIGN_FILE, design_to_json(built))
-        runs = plan.runs_from_design(uuid, built)
-        method = built.method
-        notes += built.warnings
+    try:
+        if spec is None:
+            runs = plan.nominal_runs(uuid, nominal)
+            method = "nominal"
+            notes.append("one run with the procedure's own values and the FMUs' start values")
+        elif spec_json:
+            built = design(spec, resolve_factors(parameters, spec), nominal)
+            runs = plan.runs_from_design(uuid, built)
+        else:
+
+            def duration_of(values: Mapping[str, float]) -> float:
+                return procedure.duration_s(procedure.resolve_run(chosen, values), chosen.ratings)
+
+            built = design(spec, resolve_factors(variables, spec), nominal, duration_of=duration_of)
+            runs = plan.runs_from_design(uuid, built, procedure_variables=True)
+        if spec is not None:
+            files.put_text(ctx.storage, doe_output + DESIGN_FILE, design_to_json(built))
+            method = built.method
+            notes += built.warnings
+        runs = [_with_procedure(ctx, chosen, run, doe_output) for run in runs]
+    except (DoeError, procedure.ProcedureUnavailable) as exc:
+        raise PermanentError("doe", str(exc)) from None
     document = plan.runs_document(test_uuid=uuid, request_number=number, method=method, runs=runs, notes=notes)
+    document["fmu_set"] = fmu_set
     files.put_text(ctx.storage, doe_output + RUNS_CSV, plan.runs_csv(runs))
     files.put_json(ctx.storage, runs_key, document)
     with ctx.database.transaction() as session:
@@ -205,6 +231,20 @@ def doe(ctx: StepContext, meta: Metadata) -> Metadata:
     return check_metadata("doe", _doe_metadata(meta, document, runs_key))
 
 
+def _with_procedure(
+    ctx: StepContext, chosen: procedure.RequestProcedure, run: plan.PlannedRun, doe_output: str
+) -> plan.PlannedRun:
+    """The run's procedure resolved with its values, written whole under a fixed name, and the
+    run's expected length taken from it."""
+    resolved = procedure.resolve_run(chosen, run.values)
+    key = procedure.procedure_key(doe_output, run.design_run_id)
+    given = procedure.run_file(chosen, resolved)
+    files.put_text(ctx.storage, key, given.to_json())
+    return dataclasses.replace(
+        run, procedure=key, expected_duration_s=given.expected_duration_s, values=dict(resolved.values)
+    )
+
+
 def _doe_metadata(meta: Metadata, document: dict[str, Any], runs_key: str) -> Metadata:
     designed = document["method"] != "nominal"
     return {
@@ -213,6 +253,7 @@ def _doe_metadata(meta: Metadata, document: dict[str, Any], runs_key: str) -> Me
         "design_file": meta["doe_output"] + DESIGN_FILE if designed else None,
         "method": document["method"],
         "runs": len(document["runs"]),
+        "fmu_set": document.get("fmu_set"),
     }
 
 
@@ -285,6 +326,9 @@ def run_order(row: ScheduledRun, meta: Metadata) -> dict[str, Any]:
         "bench_end": row.end_at.isoformat(),
         "scheduled_start": row.test_start_at.isoformat(),
         "parameters": json.loads(row.parameters_json),
+        "values": json.loads(row.values_json or "{}"),
+        "procedure": row.procedure_key,
+        "fmu_set": meta.get("fmu_set"),
         "idempotency_key": row.idempotency_key,
         "simulation_folder": meta.get("simulation_folder"),
         "fmus": meta.get("fmus"),
@@ -311,6 +355,9 @@ def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
         )
     if not rows:
         raise PermanentError("dispatch", "the request has no booked runs")
+    without = [row.run_id for row in rows if not row.procedure_key]
+    if without:  # never a silent open-loop run: a bench runs a procedure or nothing
+        raise PermanentError("dispatch", f"run(s) {', '.join(without)} have no test procedure to run")
     pending = [row for row in rows if row.dispatched_at is None]
     counts = {"dispatched": 0, "already": len(rows) - len(pending), "virtual": 0, "physical": 0}
     half = (len(pending) + 1) // 2

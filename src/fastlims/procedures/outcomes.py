@@ -100,7 +100,8 @@ class _Run:
             raise OutcomeError(f"column {TIME!r} must be finite and non-decreasing")
         leaves = resolved.leaves()
         ids = self.col[STEP_ID]
-        if self.n and (np.any(ids < 0) or np.any(ids >= len(leaves)) or np.any(ids != np.round(ids))):
+        # -1: the samples before the first step (the executors' opening sample at open circuit)
+        if self.n and (np.any(ids < -1) or np.any(ids >= len(leaves)) or np.any(ids != np.round(ids))):
             raise OutcomeError(f"column {STEP_ID!r} holds values outside the procedure's {len(leaves)} steps")
         self.leaves = leaves
         dt = np.diff(t, append=t[-1] if self.n else 0.0)  # sample k's current flows until t_k+1
@@ -153,6 +154,8 @@ def _steps(run: _Run, end_cause: str | None) -> list[dict[str, Any]]:
     t, v, i = run.col[TIME], run.col[VOLTAGE], run.col[CURRENT]
     temperature = run.col.get(TEMPERATURE)
     for index, (a, b) in enumerate(segments):
+        if run.col[STEP_ID][a] < 0:
+            continue  # the opening sample at open circuit, before the first step
         leaf = run.leaves[int(run.col[STEP_ID][a])]
         last = index == len(segments) - 1
         stop = b if not last else run.n
@@ -316,6 +319,9 @@ def _outcomes(run: _Run, steps: list[dict[str, Any]], cycles: list[dict[str, Any
         "min_voltage_V": float(np.min(v)) if run.n else None,
         "max_voltage_V": float(np.max(v)) if run.n else None,
     }
+    opening = np.flatnonzero(run.col[STEP_ID] < 0)
+    if opening.size:  # the executors' first sample, at open circuit before the first step
+        out["open_circuit_voltage_V"] = float(v[opening[-1]])
     pre, post = _tagged(steps, OCV_PRE), _tagged(steps, OCV_POST)
     if pre or post:
         out["ocv_pre_V"] = pre[-1]["voltage_end_V"] if pre else None

@@ -23,6 +23,11 @@ from fastlims.pipeline.context import VirtualRun
 from fastlims.pipeline.engine import ClientDispatcher
 from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.pipeline.steps import run_order
+from fastlims.procedures.estimate import expected_duration_s
+from fastlims.procedures.ratings import UutRatings
+from fastlims.procedures.resolve import resolve
+from fastlims.procedures.runfile import RunProcedure
+from fastlims.procedures.text import load
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
@@ -32,6 +37,23 @@ from tests.mqtt_helpers import MosquittoServer, Peer, mosquitto_binary, start_mo
 from tests.services import missing
 
 PASSWORD = secrets.token_urlsafe(12)
+# The reference battery cell's own ratings (5 Ah, OCV 2.5-4.2 V): what the test runs' procedures resolve against.
+CELL = UutRatings(
+    code="Gen3b - Cell",
+    chemistry="NMC/graphite",
+    format="cell",
+    series_count=1,
+    parallel_count=1,
+    nominal_capacity_Ah=5.0,
+    nominal_voltage_V=3.65,
+    min_voltage_V=2.5,
+    max_voltage_V=4.2,
+    max_charge_current_A=5.0,
+    max_discharge_current_A=15.0,
+    max_pulse_current_A=30.0,
+    min_temperature_C=-20.0,
+    max_temperature_C=60.0,
+)
 
 
 @pytest.fixture
@@ -79,10 +101,11 @@ class Bench:
         runs: int = 1,
         parameters: dict[str, Any] | None = None,
         delay_s: float = 0.0,
+        procedure: str = "Discharge at 1C for 10 minutes",
         **order_extra: Any,
     ) -> tuple[str, list[str]]:
-        """A request at ScheduleReady with ``runs`` runs on virtual-1.. queued; returns its
-        test_UUID and run ids."""
+        """A request at ScheduleReady with ``runs`` runs on virtual-1.. queued, each running
+        ``procedure`` (text form) on a 5 Ah cell; returns its test_UUID and run ids."""
         uuid = new_request(self.system)
         folder = f"requests/{uuid}"
         storage = self.pipeline.storage
@@ -94,6 +117,12 @@ class Bench:
         storage.put(keys["battery_cell"], self.fmus[cell])
         storage.put(keys["cycler"], self.fmus["cycler"])
         storage.put(keys["ic"], json.dumps(INTERCONNECTION).encode())
+        parsed = load(procedure)
+        resolved = resolve(parsed.procedure, CELL, lines=parsed.lines)
+        keys["procedure"] = f"{folder}/procedures/run.json"
+        storage.put(
+            keys["procedure"], RunProcedure(resolved, CELL, expected_duration_s(resolved, CELL)).to_json().encode()
+        )
         workflow = durable.workflow_id(uuid)
         meta = {
             "simulation_folder": folder,
@@ -123,6 +152,7 @@ class Bench:
                         end_at=start + timedelta(hours=1),
                         test_start_at=start,
                         parameters_json=json.dumps(parameters or {}),
+                        procedure_key=keys["procedure"],
                         idempotency_key=durable.idempotency_key(workflow, run_id),
                         channel=Channel.queue.value,
                         state=RunState.dispatched.value,

@@ -93,8 +93,8 @@ def test_faults_fail_their_request_with_the_reason_and_the_worker_keeps_serving(
         "battery_cell_nan": "nan",
     }
     made = {cell: bench.request(cell, parameters={"fault_time_s": 30.0})[0] for cell in faults}
-    # A run past its wall-time limit: a long simulated duration, a short limit.
-    slow, _ = bench.request(duration_s=5e7, timeout_s=3.0)
+    # A run past its wall-time limit: a long procedure, a short limit.
+    slow, _ = bench.request(procedure="Rest for 50000000 s", timeout_s=3.0)
     for cell, uuid in made.items():
         wait_status(bench.system, uuid, Status.Failed, timeout_s=60)
         reason = details(bench, uuid)["reason"]

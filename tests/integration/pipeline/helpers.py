@@ -33,7 +33,15 @@ from tests.catalog_helpers import applicable
 T = TypeVar("T")
 
 INTERCONNECTION = {
-    "FMU_signal_connections": [{"InSignalReference": "battery_cell/I", "OutSignalReference": "cycler/current"}]
+    "FMU_signal_connections": [{"InSignalReference": "battery_cell/I", "OutSignalReference": "cycler/current"}],
+    "UUT_ports": {
+        "current": "cycler/current_setpoint",
+        "voltage": "battery_cell/V",
+        "temperature": "battery_cell/T",
+        "soc": "battery_cell/SOC",
+        "ambient_temperature": "battery_cell/T_ambient_K",
+    },
+    "current_sign": "discharge_positive",
 }
 ROUND_THE_CLOCK = {"weekly_hours": [[["00:00", "00:00"]]] * 7}
 

@@ -283,6 +283,8 @@ class _Runner:
         if failure is not None:
             row, info = self.program.locate(failure[0], rows)
             valid = row if info.exchange else row + 1
+            if self.controller is not None and info.fmu != CONTROLLER:
+                valid = row  # the controller, last in the row, did not see it: its columns there are stale
             scan = min(row + 1, total)
             event = self._failed_call(info, failure[1], row, first_step, valid, marks)
         if self.calls.fmi3_column and valid > 0:
@@ -468,6 +470,8 @@ def _blocks(
         block_wall = time.perf_counter() - block_started
         event = runner.outcome(failure, done, rows, total, marks)
         kept = total if event is None else event.rows
+        if runner.controller is not None:
+            kept = min(kept, rows)  # the final exchange row has no controller call, so no procedure columns
         recorder.keep(runner.buffers.rows, done, kept, last=event is not None or final)
         if event is not None:
             return _End(event.status, event.end_cause, event.reason)

@@ -113,6 +113,12 @@ def make_plan(system: CosimSystem, spec: SimulationSpec) -> Plan:
     conditions = _condition_ports(system, spec, wanted, problems)
     roles = role_ports(system, spec.procedure, problems) if spec.procedure is not None else None
     if roles is not None:
+        profiled = {(port.fmu, port.name) for port, *_ in profiles}
+        for port in roles.driven:
+            if (port.fmu, port.name) in profiled:
+                problems.append(
+                    f"custom_profile drives {port.reference}, which the procedure drives (a UUT_ports role)"
+                )
         empty = np.zeros(0)
         profiles += [(port, empty, empty, True) for port in roles.driven]
         for port in roles.watched:

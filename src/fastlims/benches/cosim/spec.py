@@ -94,8 +94,9 @@ class SimulationSpec(BaseModel):
 
     ``procedure``: a test procedure run in closed loop (:class:`ProcedureRun`); the run then ends
     when the procedure does, and ``stop_time`` is the latest it may take (past it the run fails
-    with ``end_cause="timeout"``). Rows are kept by the procedure's sampling rules; a procedure
-    takes its profiles from its own steps, so ``profiles`` stays empty.
+    with ``end_cause="timeout"``). Rows are kept by the procedure's sampling rules. The procedure
+    drives its role ports; ``profiles`` may drive other inputs beside it (a request's profile that
+    names an FMU port), never a role port.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -138,11 +139,8 @@ class SimulationSpec(BaseModel):
             raise ValueError("the run has no end: give stop_time (the test's duration) or an input profile")
         if self.stop_time is not None and self.stop_time <= self.start_time:
             raise ValueError(f"stop_time {self.stop_time} must be after start_time {self.start_time}")
-        if self.procedure is not None:
-            if self.stop_time is None:
-                raise ValueError("a run with a procedure needs stop_time: the latest the procedure may take")
-            if applied:
-                raise ValueError("a run with a procedure takes its profiles from the procedure's profile steps")
+        if self.procedure is not None and self.stop_time is None:
+            raise ValueError("a run with a procedure needs stop_time: the latest the procedure may take")
         return self
 
     def end_time(self) -> float:

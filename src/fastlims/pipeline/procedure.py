@@ -1,0 +1,166 @@
+"""The request's test procedure in the pipeline: which procedure, against which ratings, and one
+resolved procedure per designed run.
+
+The DoE step designs over the procedure's variables when the test name has no DoE section of its
+own (each design run is the procedure with those values), resolves every run against the UUT's
+ratings and writes it to ``doe-output/procedures/<design_run_id>.json``, which the bench that runs
+it reads. The expected duration of each resolved run books physical benches and, divided by the
+FMU set's measured speed, virtual ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fastlims.catalog import service as catalog
+from fastlims.doe import DoeSpec, Parameter
+from fastlims.procedures.criteria import Criterion
+from fastlims.procedures.defaults import NoDefaultProcedure, criterion, default_procedure
+from fastlims.procedures.estimate import expected_duration_s, factors
+from fastlims.procedures.model import Procedure, ProcedureError, ResolvedProcedure
+from fastlims.procedures.ratings import RatingsError, UutRatings
+from fastlims.procedures.resolve import resolve
+from fastlims.procedures.runfile import RunProcedure
+from fastlims.procedures.text import load
+from fastlims.requests import service as requests
+from fastlims.requests.models import TestRequest
+
+PROCEDURES_FOLDER = "procedures"
+
+
+class ProcedureUnavailable(ValueError):
+    """The request has no procedure that can run (no ratings, no default, a resolution problem)."""
+
+
+@dataclass(frozen=True)
+class RequestProcedure:
+    """What the request will run: its procedure (unresolved), the UUT's ratings, the request's
+    custom_profile as ``[t_s, value]`` points (SI, BDF-signed) when a profile step takes it."""
+
+    procedure: Procedure
+    ratings: UutRatings
+    profile: tuple[tuple[float, float], ...] | None
+    source: str  # "default", "request" or "profile"
+    test_code: str = ""
+    criterion: Criterion | None = None  # the standard's, for the outcomes' verdict
+
+
+def of_request(session: Session, request: TestRequest) -> RequestProcedure:
+    """The request's procedure: the one stored with it at submit, else the test's default for
+    its UUT and standard. Raises :class:`ProcedureUnavailable` naming what is missing."""
+    try:
+        ratings = UutRatings.from_mapping(catalog.uut_ratings(session=session, code=request.uut.code))
+    except (catalog.NotFound, catalog.RatingsMissing, RatingsError) as exc:
+        raise ProcedureUnavailable(f"UUT {request.uut.code!r} has no usable ratings: {exc}") from None
+    code, standard = request.test.code, request.standard.code
+    verdict = criterion(code, ratings, standard=standard)
+    stored = _stored_procedure(request)
+    points = _profile_points(request)
+    profile = tuple(points) if points is not None else None
+    if stored is not None:
+        return RequestProcedure(stored, ratings, profile, "request", code, verdict)
+    try:
+        procedure = default_procedure(code, ratings, standard=standard)
+    except NoDefaultProcedure as exc:
+        raise ProcedureUnavailable(f"test {code!r} has no procedure for {ratings.code!r}: {exc.reason}") from None
+    return RequestProcedure(procedure, ratings, profile, "default", code, verdict)
+
+
+def _stored_procedure(request: TestRequest) -> Procedure | None:
+    """The requester's own procedure from ``variables.test_procedures`` (text lines, or one JSON
+    object), checked at submit."""
+    variables = requests.variables_of(request) or {}
+    given = variables.get("test_procedures") or []
+    if not isinstance(given, list) or not given:
+        return None
+    try:
+        if all(isinstance(line, str) for line in given):
+            return load("\n".join(given)).procedure  # type: ignore[arg-type]
+        if len(given) == 1 and isinstance(given[0], dict) and "steps" in given[0]:
+            return load(given[0]).procedure
+    except ProcedureError as exc:
+        raise ProcedureUnavailable(f"variables.test_procedures: {exc}") from None
+    return None
+
+
+def _profile_points(request: TestRequest) -> list[tuple[float, float]] | None:
+    """The request's custom_profile when it names a UUT role (``current``, ...), as SI points."""
+    variables = requests.variables_of(request) or {}
+    profile: Any = variables.get("custom_profile")
+    if not isinstance(profile, dict) or "/" in str(profile.get("Name", "/")):
+        return None
+    scale, offset = _SI.get(str(profile.get("unit") or "").strip(), (1.0, 0.0))
+    return [(float(p["timestamp"]), float(p["value"]) * scale + offset) for p in profile.get("values") or []]
+
+
+_SI = {"mA": (1e-3, 0.0), "kA": (1e3, 0.0), "mV": (1e-3, 0.0), "kV": (1e3, 0.0), "mW": (1e-3, 0.0), "kW": (1e3, 0.0)}
+
+
+def variable_factors(chosen: RequestProcedure) -> list[Parameter]:
+    """The procedure's variables the DoE may vary, within the UUT's ratings."""
+    return factors(chosen.procedure, chosen.ratings)
+
+
+def variable_design(method: str, found: Sequence[Parameter]) -> DoeSpec | None:
+    """The design over the procedure's variables (``FASTLIMS_PIPELINE_PROCEDURE_DOE``): two levels
+    of each, or None (one run at the default values) for ``nominal`` or when none may vary."""
+    if method == "nominal" or not found:
+        return None
+    return DoeSpec(method="full_factorial", default_levels=2)
+
+
+def resolve_run(chosen: RequestProcedure, values: Mapping[str, float] | None = None) -> ResolvedProcedure:
+    """The procedure of one run: ``values`` for its variables (the others keep their value)."""
+    try:
+        return resolve(chosen.procedure, chosen.ratings, dict(values or {}), custom_profile=chosen.profile)
+    except ProcedureError as exc:
+        raise ProcedureUnavailable(str(exc)) from None
+
+
+def duration_s(resolved: ResolvedProcedure, ratings: UutRatings) -> float:
+    """How long the run takes on a bench (the physical test time)."""
+    return max(1.0, float(expected_duration_s(resolved, ratings)))
+
+
+def procedure_key(doe_output: str, design_run_id: str) -> str:
+    return f"{doe_output.rstrip('/')}/{PROCEDURES_FOLDER}/{design_run_id}.json"
+
+
+def run_file(chosen: RequestProcedure, resolved: ResolvedProcedure) -> RunProcedure:
+    """What the bench gets for this run (:mod:`fastlims.procedures.runfile`)."""
+    return RunProcedure(
+        procedure=resolved,
+        ratings=chosen.ratings,
+        expected_duration_s=duration_s(resolved, chosen.ratings),
+        criterion=chosen.criterion,
+        test_code=chosen.test_code,
+    )
+
+
+def virtual_booking_s(expected_s: float, speed: float, *, factor: float, floor_s: float) -> float:
+    """The wall-clock time to book on a virtual bench for a run simulating ``expected_s``
+    seconds at ``speed`` simulated seconds per wall second: with a safety ``factor``, at least
+    ``floor_s`` (loading FMUs, writing results)."""
+    if not (speed > 0 and math.isfinite(speed)):
+        raise ValueError(f"speed must be a positive number of simulated seconds per second, got {speed}")
+    return max(floor_s, factor * expected_s / speed)
+
+
+def summary_of(resolved: ResolvedProcedure) -> dict[str, Any]:
+    """A short description for run documents and logs."""
+    return {"name": resolved.name, "values": dict(resolved.values), "steps": len(resolved.leaves())}
+
+
+def values_of(design_values: Mapping[str, Any], names: Sequence[str]) -> dict[str, float]:
+    """The design run's values of the procedure's variables (an FMU parameter design has none)."""
+    return {name: float(design_values[name]) for name in names if name in design_values}
+
+
+def dumps(values: Mapping[str, float]) -> str:
+    return json.dumps(dict(values), sort_keys=True)

@@ -169,10 +169,14 @@ class Settings(BaseSettings):
         "fails with end_cause timeout",
     )
     virtual_bench_batch_sim_s: float | None = Field(
-        default=60.0, gt=0, description="Publish a metrics batch every this many simulated seconds"
+        default=None,
+        gt=0,
+        description="Publish a metrics batch every this many simulated seconds (default: by wall-clock time)",
     )
     virtual_bench_batch_wall_s: float = Field(
-        default=1.0, gt=0, description="…and at least every this many wall-clock seconds"
+        default=0.5,
+        gt=0,
+        description="Otherwise every this many wall-clock seconds, at most 10,000 samples a batch",
     )
     virtual_bench_metrics_qos: int = Field(default=1, ge=0, le=1, description="QoS of live metrics batches")
     virtual_bench_progress_s: float = Field(

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 Status = Literal["completed", "failed", "cancelled"]
 
 
+MAX_BATCH_ROWS = 10_000  # rows in a batch handed out by wall time (a MetricsBatch of a few MB at most)
+
+
 class BatchCallbackError(Exception):
     """``on_batch`` raised: the run ends ``failed`` with end cause ``callback`` and this message."""
 
@@ -168,7 +171,9 @@ class Recorder:
 
     def emit(self, force: bool) -> None:
         """Hand out what is due: full batches of ``batch_rows``, or everything every
-        ``batch_every_s``; with ``force``, everything left."""
+        ``batch_every_s`` in batches of at most :data:`MAX_BATCH_ROWS` (a simulation far faster
+        than real time would otherwise hand out one huge batch, or thousands of small ones);
+        with ``force``, everything left."""
         if self.on_batch is None:
             return
         while self.emitted < self.count:
@@ -177,8 +182,12 @@ class Recorder:
                 take = min(self.batch_rows, pending)
                 if take < self.batch_rows and not force:
                     return
-            elif force or time.perf_counter() - self._last_emit >= (self.batch_every_s or 0.0):
-                take = pending
+            elif (
+                force
+                or pending >= MAX_BATCH_ROWS
+                or time.perf_counter() - self._last_emit >= (self.batch_every_s or 0.0)
+            ):
+                take = min(pending, MAX_BATCH_ROWS)
             else:
                 return
             block = self.data[self.emitted : self.emitted + take]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,10 +23,71 @@ OCV_V = np.array(
 # The cell's defaults (battery_cell.fmi2.xml).
 CAPACITY_AH = 5.0
 R0, R1, C1, R2, C2 = 0.015, 0.010, 2000.0, 0.008, 50000.0
+HEAT_CAPACITY_J_PER_K, THERMAL_RESISTANCE_K_PER_W = 70.0, 10.0
+
+# The second set: lfp_cell, one FMU in mA (positive = charge), mV, %, degC. Its OCV table (V at
+# SOC 0, 5, ..., 100 %) is copied from lfp_cell.c on purpose, as the one above.
+LFP_OCV_PCT = np.linspace(0.0, 100.0, 21)
+LFP_OCV_V = np.array(
+    [2.000, 2.900, 3.150, 3.200, 3.220, 3.240, 3.255, 3.265, 3.275, 3.283, 3.290,
+     3.296, 3.303, 3.310, 3.325, 3.330, 3.335, 3.340, 3.350, 3.400, 3.600]
+)  # fmt: skip
+# Its defaults (lfp_cell.fmi2.xml), in SI: 2500 mAh, 20 mOhm, 12 mOhm, 60 s, 80 J/K, 8 K/W.
+LFP_CAPACITY_AH = 2.5
+LFP_R_SERIES, LFP_R_POL, LFP_TAU_POL = 0.020, 0.012, 60.0
+LFP_HEAT_CAPACITY_J_PER_K, LFP_THERMAL_RESISTANCE_K_PER_W = 80.0, 8.0
 
 
 def ocv(soc: np.ndarray | float) -> np.ndarray:
     return np.interp(soc, OCV_SOC, OCV_V)
+
+
+@dataclass(frozen=True)
+class CellModel:
+    """What a test expects of an equivalent-circuit cell: OCV(SOC) in series with R0 and RC branches
+    ``(R, tau)``, a lumped thermal time constant; currents in A, positive = charge (BDF)."""
+
+    capacity_Ah: float
+    r0: float
+    branches: tuple[tuple[float, float], ...]
+    ocv_soc: np.ndarray  # SOC as a fraction
+    ocv_v: np.ndarray
+    thermal_tau_s: float
+
+    @property
+    def r_total(self) -> float:
+        """The resistance once every branch has settled under a constant current."""
+        return self.r0 + sum(r for r, _ in self.branches)
+
+    def ocv(self, soc: np.ndarray | float) -> np.ndarray:
+        return np.asarray(np.interp(soc, self.ocv_soc, self.ocv_v))
+
+    def soc_at(self, ocv: float) -> float:
+        return float(np.interp(ocv, self.ocv_v, self.ocv_soc))
+
+    def voltage(self, elapsed: np.ndarray, current: float, soc0: float) -> np.ndarray:
+        """Terminal voltage ``elapsed`` seconds into a constant ``current`` from rest at ``soc0``."""
+        soc = soc0 + current * elapsed / 3600.0 / self.capacity_Ah
+        polarisation = sum(current * r * (1.0 - np.exp(-elapsed / tau)) for r, tau in self.branches)
+        return self.ocv(soc) + current * self.r0 + polarisation
+
+
+BATTERY_CELL = CellModel(
+    CAPACITY_AH, R0, ((R1, R1 * C1), (R2, R2 * C2)), OCV_SOC, OCV_V, HEAT_CAPACITY_J_PER_K * THERMAL_RESISTANCE_K_PER_W
+)
+LFP_CELL = CellModel(
+    LFP_CAPACITY_AH,
+    LFP_R_SERIES,
+    ((LFP_R_POL, LFP_TAU_POL),),
+    LFP_OCV_PCT / 100.0,
+    LFP_OCV_V,
+    LFP_HEAT_CAPACITY_J_PER_K * LFP_THERMAL_RESISTANCE_K_PER_W,
+)
+
+
+def lfp_system(build: BuildFmu, fmi_version: str, *, cell: str = "lfp_cell") -> CosimSystem:
+    """The second set: one FMU named ``Akku``, no connections (the procedure drives its i_mA)."""
+    return load_system([build(cell, fmi_version, "Akku")])
 
 
 def cell_system(

@@ -20,7 +20,9 @@ from fmpy.fmi2 import (
 )
 from fmpy.fmi3 import FMU3Slave
 
-__all__ = ["FMICallException", "Cosim", "ocv_reference", "OCV_SOC", "OCV_V"]
+__all__ = [
+    "FMICallException", "Cosim", "ocv_reference", "OCV_SOC", "OCV_V", "LFP_OCV_PCT", "LFP_OCV_V", "lfp_ocv_reference",
+]  # fmt: skip
 
 # The cell's OCV table, copied from battery_cell.c on purpose: the tests check the FMU against
 # this independent copy rather than against its own numbers.
@@ -33,6 +35,19 @@ OCV_V = np.array(
 
 def ocv_reference(soc: float) -> float:
     return float(np.interp(soc, OCV_SOC, OCV_V))
+
+
+# lfp_cell.c's OCV table (V at SOC 0, 5, ..., 100 %), copied on purpose for the same reason.
+LFP_OCV_PCT = np.linspace(0.0, 100.0, 21)
+LFP_OCV_V = np.array(
+    [2.000, 2.900, 3.150, 3.200, 3.220, 3.240, 3.255, 3.265, 3.275, 3.283, 3.290,
+     3.296, 3.303, 3.310, 3.325, 3.330, 3.335, 3.340, 3.350, 3.400, 3.600]
+)  # fmt: skip
+
+
+def lfp_ocv_reference(soc_pct: float) -> float:
+    """Open-circuit voltage of lfp_cell in V at ``soc_pct`` (%)."""
+    return float(np.interp(soc_pct, LFP_OCV_PCT, LFP_OCV_V))
 
 
 class Cosim:

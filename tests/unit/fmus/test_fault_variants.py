@@ -43,7 +43,7 @@ def run_crash_variant(path: Path, fault_time: float) -> subprocess.CompletedProc
 
 
 @pytest.mark.parametrize("fmi_version", FMI_VERSIONS)
-@pytest.mark.parametrize("model", ["battery_cell_crash", "cycler_crash"])
+@pytest.mark.parametrize("model", ["battery_cell_crash", "cycler_crash", "lfp_cell_crash"])
 def test_crash_variant_dies_with_sigsegv_in_the_step_passing_the_fault_time(
     fmu: FmuPath, model: str, fmi_version: str
 ) -> None:
@@ -61,7 +61,7 @@ def test_crash_variant_runs_normally_before_the_fault_time(fmu: FmuPath, fmi_ver
 
 
 @pytest.mark.parametrize("fmi_version", FMI_VERSIONS)
-@pytest.mark.parametrize("model", ["battery_cell_error", "cycler_error"])
+@pytest.mark.parametrize("model", ["battery_cell_error", "cycler_error", "lfp_cell_error"])
 def test_error_variant_fails_the_step_passing_the_fault_time(fmu: FmuPath, model: str, fmi_version: str) -> None:
     with Cosim(fmu(model, fmi_version), instance_name="faulty").initialize(fault_time_s=5.5) as c:
         c.run(5.0, 1.0)
@@ -85,7 +85,14 @@ def test_error_variant_reads_its_default_fault_time_from_the_description(fmu: Fm
 
 
 @pytest.mark.parametrize("fmi_version", FMI_VERSIONS)
-@pytest.mark.parametrize(("model", "outputs"), [("battery_cell_nan", ("V", "SOC", "T")), ("cycler_nan", ("current",))])
+@pytest.mark.parametrize(
+    ("model", "outputs"),
+    [
+        ("battery_cell_nan", ("V", "SOC", "T")),
+        ("cycler_nan", ("current",)),
+        ("lfp_cell_nan", ("u_mV", "soc_pct", "t_cell_degC")),
+    ],
+)
 def test_nan_variant_outputs_nan_once_past_the_fault_time(
     fmu: FmuPath, model: str, outputs: tuple[str, ...], fmi_version: str
 ) -> None:

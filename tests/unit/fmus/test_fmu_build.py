@@ -48,7 +48,27 @@ CYCLER = [
     ("current", "output", "continuous", "A", 30),
     ("charge_Ah", "output", "continuous", "Ah", 31),
 ]
-DECLARED = {"battery_cell": BATTERY_CELL, "cycler": CYCLER}
+# The second cell model: other names, units, value references and sign (positive = charge), the
+# ambient temperature an input.
+LFP_CELL = [
+    ("capacity_mAh", "parameter", "fixed", "mAh", 101),
+    ("r_series_mOhm", "parameter", "fixed", "mOhm", 102),
+    ("r_pol_mOhm", "parameter", "fixed", "mOhm", 103),
+    ("tau_pol_s", "parameter", "fixed", "s", 104),
+    ("soc_init_pct", "parameter", "fixed", "%", 105),
+    ("t_cell_init_degC", "parameter", "fixed", "degC", 106),
+    ("c_th_J_per_K", "parameter", "fixed", "J/K", 107),
+    ("r_th_K_per_W", "parameter", "fixed", "K/W", 108),
+    ("substep_ms", "parameter", "fixed", "ms", 109),
+    ("i_mA", "input", "continuous", "mA", 201),
+    ("t_amb_degC", "input", "continuous", "degC", 202),
+    ("u_mV", "output", "continuous", "mV", 301),
+    ("soc_pct", "output", "continuous", "%", 302),
+    ("t_cell_degC", "output", "continuous", "degC", 303),
+    ("ocv_mV", "output", "continuous", "mV", 304),
+    ("heat_mW", "output", "continuous", "mW", 305),
+]
+DECLARED = {"battery_cell": BATTERY_CELL, "cycler": CYCLER, "lfp_cell": LFP_CELL}
 BASES = sorted(DECLARED)
 
 
@@ -56,6 +76,7 @@ def test_available_models_are_each_model_and_its_fault_variants() -> None:
     assert available_models() == [
         "battery_cell", "battery_cell_crash", "battery_cell_error", "battery_cell_nan",
         "cycler", "cycler_crash", "cycler_error", "cycler_nan",
+        "lfp_cell", "lfp_cell_crash", "lfp_cell_error", "lfp_cell_nan",
     ]  # fmt: skip
 
 
@@ -118,6 +139,31 @@ def test_temperatures_are_kelvin_with_a_celsius_display_unit(fmu: Callable[[str,
 
 
 @pytest.mark.parametrize("fmi_version", FMI_VERSIONS)
+def test_lfp_cell_units_are_declared_with_their_si_factor_and_offset(
+    fmu: Callable[[str, str], Path], fmi_version: str
+) -> None:
+    """mA, mV, %, degC, ...: each unit's BaseUnit says how it maps to SI (value_SI = factor * value + offset)."""
+    description = fmpy.read_model_description(str(fmu("lfp_cell", fmi_version)))
+    exponents = ("kg", "m", "s", "A", "K", "mol", "cd", "rad")
+
+    def base(name: str) -> tuple[dict[str, int], float, float]:
+        (unit,) = [u for u in description.unitDefinitions if u.name == name]
+        powers = {e: int(getattr(unit.baseUnit, e)) for e in exponents if getattr(unit.baseUnit, e)}
+        return powers, float(unit.baseUnit.factor), float(unit.baseUnit.offset)
+
+    assert base("mA") == ({"A": 1}, 0.001, 0.0)
+    assert base("mV") == ({"kg": 1, "m": 2, "s": -3, "A": -1}, 0.001, 0.0)
+    assert base("%") == ({}, 0.01, 0.0)
+    assert base("degC") == ({"K": 1}, 1.0, 273.15)
+    assert base("mAh") == ({"A": 1, "s": 1}, 3.6, 0.0)
+    assert base("mOhm") == ({"kg": 1, "m": 2, "s": -3, "A": -2}, 0.001, 0.0)
+    assert base("mW") == ({"kg": 1, "m": 2, "s": -3}, 0.001, 0.0)
+    assert base("ms") == ({"s": 1}, 0.001, 0.0)
+    ambient = next(v for v in description.modelVariables if v.name == "t_amb_degC")
+    assert (ambient.causality, ambient.variability, float(ambient.start)) == ("input", "continuous", 25.0)
+
+
+@pytest.mark.parametrize("fmi_version", FMI_VERSIONS)
 def test_cycler_mode_is_an_enumeration_of_named_modes(fmu: Callable[[str, str], Path], fmi_version: str) -> None:
     description = fmpy.read_model_description(str(fmu("cycler", fmi_version)))
     mode = next(v for v in description.modelVariables if v.name == "mode")
@@ -139,6 +185,7 @@ def test_direct_feedthrough_is_declared_only_where_an_output_reads_the_input(
     expected = {
         "battery_cell": {"V": ["I"], "SOC": [], "T": [], "OCV": [], "P": ["I"], "heat_W": ["I"]},
         "cycler": {"current": ["current_setpoint"], "charge_Ah": []},
+        "lfp_cell": {"u_mV": ["i_mA"], "soc_pct": [], "t_cell_degC": [], "ocv_mV": [], "heat_mW": ["i_mA"]},
     }[model]
     assert feedthrough == expected
     assert sorted(u.variable.name for u in description.initialUnknowns) == sorted(expected)

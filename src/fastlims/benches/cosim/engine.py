@@ -283,8 +283,8 @@ class _Runner:
         if failure is not None:
             row, info = self.program.locate(failure[0], rows)
             valid = row if info.exchange else row + 1
-            if self.controller is not None and info.fmu != CONTROLLER:
-                valid = row  # the controller, last in the row, did not see it: its columns there are stale
+            if self.controller is not None and not (info.function == "call" and info.fmu == CONTROLLER):
+                valid = row  # the controller (the last call of a point) never saw it: no BDF columns
             scan = min(row + 1, total)
             event = self._failed_call(info, failure[1], row, first_step, valid, marks)
         if self.calls.fmi3_column and valid > 0:
@@ -322,6 +322,12 @@ class _Runner:
                     "completed", "stop_condition", f"stop condition {condition.text} met at t={at} s ({seen})", valid
                 )
         return event
+
+    def seen(self, rows: int, total: int) -> int:
+        """The rows of a block that stand: all ``total``, but with a procedure only the ``rows`` its
+        controller has seen; it runs after the steps, so never on the run's last point (an exchange
+        without a step), whose BDF columns would hold whatever the buffer held before."""
+        return rows if self.controller is not None else total
 
     def _failed_call(
         self, info: CallInfo, status: int, row: int, first_step: int, valid: int, marks: dict[str, int]
@@ -469,9 +475,7 @@ def _blocks(
         failure = runner.execute(rows, final, done, marks)
         block_wall = time.perf_counter() - block_started
         event = runner.outcome(failure, done, rows, total, marks)
-        kept = total if event is None else event.rows
-        if runner.controller is not None:
-            kept = min(kept, rows)  # the final exchange row has no controller call, so no procedure columns
+        kept = runner.seen(rows, total) if event is None else event.rows
         recorder.keep(runner.buffers.rows, done, kept, last=event is not None or final)
         if event is not None:
             return _End(event.status, event.end_cause, event.reason)

@@ -28,18 +28,25 @@ from pydantic import ValidationError
 
 from fastlims.procedures.model import (
     AmbientStep,
-    AnyResolved,
     AnyStep,
     CcStep,
     CpStep,
     CvStep,
     ExternalStep,
-    Problem,
     Procedure,
-    ProcedureError,
     ProfileStep,
     PulseStep,
     RepeatStep,
+    RestStep,
+    Termination,
+    check_points,
+    is_var,
+    var_name,
+)
+from fastlims.procedures.problems import Problem, ProcedureError, schema_problems
+from fastlims.procedures.ratings import UutRatings
+from fastlims.procedures.resolved import (
+    AnyResolved,
     ResolvedAmbient,
     ResolvedCc,
     ResolvedCp,
@@ -52,14 +59,7 @@ from fastlims.procedures.model import (
     ResolvedRest,
     ResolvedSafety,
     ResolvedTermination,
-    RestStep,
-    Termination,
-    check_points,
-    is_var,
-    schema_problems,
-    var_name,
 )
-from fastlims.procedures.ratings import UutRatings
 from fastlims.procedures.text import step_text
 
 __all__ = ["ABUSE_TAG", "DEFAULT_DELAY_S", "resolve", "validate"]

@@ -49,17 +49,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastlims.procedures.model import (
-    FORMAT,
-    SAFETY_KEYS,
     AmbientStep,
     AnyStep,
     CcStep,
     CpStep,
     CvStep,
     ExternalStep,
-    Problem,
     Procedure,
-    ProcedureError,
     ProfileStep,
     PulseStep,
     RepeatStep,
@@ -67,6 +63,8 @@ from fastlims.procedures.model import (
     Termination,
     parse_json,
 )
+from fastlims.procedures.problems import Problem, ProcedureError
+from fastlims.procedures.vocabulary import FORMAT, SAFETY_KEYS
 
 MAX_TEXT_BYTES = 8 * 1024 * 1024
 MAX_LINES = 50_000

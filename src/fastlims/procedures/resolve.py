@@ -60,7 +60,7 @@ from fastlims.procedures.resolved import (
     ResolvedSafety,
     ResolvedTermination,
 )
-from fastlims.procedures.text import step_text
+from fastlims.procedures.text_format import step_text
 
 __all__ = ["ABUSE_TAG", "DEFAULT_DELAY_S", "resolve", "validate"]
 

@@ -20,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from fastlims.procedures.model import (
+from fastlims.procedures.resolved import (
     AnyResolved,
     ResolvedAmbient,
     ResolvedCc,

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from fastlims.procedures.model import (
+from fastlims.procedures.program import Mode, Op, Program, Safety, Sampling, Until, check
+from fastlims.procedures.resolved import (
     AnyResolved,
     ResolvedAmbient,
     ResolvedCc,
@@ -26,7 +27,6 @@ from fastlims.procedures.model import (
     ResolvedRest,
     ResolvedTermination,
 )
-from fastlims.procedures.program import Mode, Op, Program, Safety, Sampling, Until, check
 
 UNTIL = {
     "time_s": Until.TIME,

@@ -20,9 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastlims.doe.models import Parameter
-from fastlims.procedures.model import (
+from fastlims.procedures.model import Procedure
+from fastlims.procedures.ratings import UutRatings
+from fastlims.procedures.resolved import (
     AnyResolved,
-    Procedure,
     ResolvedAmbient,
     ResolvedCc,
     ResolvedCp,
@@ -35,7 +36,6 @@ from fastlims.procedures.model import (
     ResolvedRest,
     ResolvedTermination,
 )
-from fastlims.procedures.ratings import UutRatings
 
 __all__ = ["TAPER_TIME_CONSTANT_S", "UNBOUNDED_STEP_S", "expected_duration_s", "factors"]
 

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from fastlims.procedures.blocks import BMS_CHECK, CAPACITY, EFF_CHARGE, EFF_DISCHARGE, OCV_POST, OCV_PRE
 from fastlims.procedures.criteria import Criterion
-from fastlims.procedures.model import (
+from fastlims.procedures.resolved import (
     ResolvedExternal,
     ResolvedLeaf,
     ResolvedProcedure,

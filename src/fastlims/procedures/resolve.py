@@ -1,9 +1,9 @@
 """Resolve a procedure against one UUT's ratings, and name every problem on the way.
 
-:func:`resolve` substitutes variables (a DoE run's values, else each variable's ``value``), turns
-C-rates into amperes (x NominalCapacityAh), signs currents and powers by the Battery Data Format
-convention (positive = charge), fills the safety limits from the ratings and checks each step
-against them. :func:`validate` runs the same checks and returns every :class:`Problem` (step path,
+:func:`resolve` substitutes variables (a DoE run's values, else each variable's ``value``; see
+:mod:`.variables`), turns C-rates into amperes (x NominalCapacityAh), signs currents and powers by
+the Battery Data Format convention (positive = charge), fills the safety limits from the ratings
+and checks each step against them. :func:`validate` runs the same checks and returns every :class:`Problem` (step path,
 text line, message) instead of raising.
 
 Safety limits left out come from the ratings: voltages from the rated window widened by
@@ -24,22 +24,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from fastlims.procedures.model import (
     AmbientStep,
-    AnyResolved,
     AnyStep,
     CcStep,
     CpStep,
     CvStep,
     ExternalStep,
-    Problem,
     Procedure,
-    ProcedureError,
     ProfileStep,
     PulseStep,
     RepeatStep,
+    RestStep,
+    Termination,
+    check_points,
+)
+from fastlims.procedures.problems import Problem, ProcedureError
+from fastlims.procedures.ratings import UutRatings
+from fastlims.procedures.resolved import (
+    AnyResolved,
     ResolvedAmbient,
     ResolvedCc,
     ResolvedCp,
@@ -52,43 +55,15 @@ from fastlims.procedures.model import (
     ResolvedRest,
     ResolvedSafety,
     ResolvedTermination,
-    RestStep,
-    Termination,
-    check_points,
-    is_var,
-    schema_problems,
-    var_name,
 )
-from fastlims.procedures.ratings import UutRatings
-from fastlims.procedures.text import step_text
+from fastlims.procedures.text_format import step_text
+from fastlims.procedures.variables import substitute
 
 __all__ = ["ABUSE_TAG", "DEFAULT_DELAY_S", "resolve", "validate"]
 
 ABUSE_TAG = "abuse"
 VOLTAGE_MARGIN_PER_CELL_V = 0.02  # default voltage limits: the rated window widened by this per cell
 DEFAULT_DELAY_S = 1.0
-#: Fields that may hold a ``"{name}"`` variable reference (steps and terminations).
-_NUMERIC_KEYS = frozenset(
-    {
-        "current_A",
-        "c_rate",
-        "voltage_V",
-        "current_limit_A",
-        "current_limit_c_rate",
-        "power_W",
-        "duration_s",
-        "temperature_C",
-        "count",
-        "time_s",
-        "voltage_above_V",
-        "voltage_below_V",
-        "current_below_A",
-        "current_below_c_rate",
-        "charge_Ah",
-        "temperature_above_C",
-        "temperature_below_C",
-    }
-)
 # Terminations that the physics guarantees will end a step, by step kind and direction.
 _GUARANTEED = {
     ("cc", "charge"): {"time_s", "charge_Ah", "voltage_above_V"},
@@ -156,86 +131,6 @@ def validate(
     return _run(procedure, ratings, values, lines, custom_profile)[1]
 
 
-# --------------------------------------------------------------------------- variables
-
-
-def _substitute(
-    procedure: Procedure,
-    values: Mapping[str, float] | None,
-    lines: Mapping[str, int] | None,
-    problems: list[Problem],
-) -> tuple[Procedure | None, dict[str, float]]:
-    chosen: dict[str, float] = {}
-    for name, variable in procedure.variables.items():
-        chosen[name] = variable.value
-    for name, value in (values or {}).items():
-        declared = procedure.variables.get(name)
-        if declared is None:
-            known = ", ".join(procedure.variables) or "none"
-            problems.append(Problem(message=f"unknown variable {name!r} in the run's values (declared: {known})"))
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            problems.append(Problem(message=f"variable {name!r}: value {value!r} is not a finite number"))
-            continue
-        if declared.min is not None and value < declared.min:
-            problems.append(Problem(message=f"variable {name!r}: {value:g} is below its min {declared.min:g}"))
-        if declared.max is not None and value > declared.max:
-            problems.append(Problem(message=f"variable {name!r}: {value:g} is above its max {declared.max:g}"))
-        chosen[name] = float(value)
-
-    data = procedure.model_dump(mode="json", exclude_none=True)
-    before = len(problems)
-    data["steps"] = [
-        _replace(step, f"steps[{index}]", chosen, lines, problems) for index, step in enumerate(data["steps"])
-    ]
-    if len(problems) > before:
-        return None, chosen
-    data["variables"] = {}
-    try:
-        return Procedure.model_validate(data), chosen
-    except ValidationError as exc:
-        problems.extend(
-            Problem(message=p.message + " (after substituting variables)", path=p.path, line=p.line)
-            for p in schema_problems(exc, lines)
-        )
-        return None, chosen
-
-
-def _replace(
-    node: Any, path: str, chosen: Mapping[str, float], lines: Mapping[str, int] | None, problems: list[Problem]
-) -> Any:
-    if isinstance(node, list):
-        return [_replace(item, path, chosen, lines, problems) for item in node]
-    if not isinstance(node, dict):
-        return node
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key == "steps" and isinstance(value, list):
-            out[key] = [
-                _replace(item, f"{path}.steps[{index}]", chosen, lines, problems) for index, item in enumerate(value)
-            ]
-        elif key in _NUMERIC_KEYS and is_var(value):
-            name = var_name(value)
-            if name not in chosen:
-                known = ", ".join(sorted(chosen)) or "none"
-                problems.append(
-                    Problem(
-                        message=f"{key}: unknown variable {value} (declared: {known})",
-                        path=path,
-                        line=lines.get(path) if lines else None,
-                    )
-                )
-                out[key] = value
-            elif key == "count":
-                number = chosen[name]
-                out[key] = int(number) if float(number).is_integer() else number
-            else:
-                out[key] = chosen[name]
-        else:
-            out[key] = _replace(value, path, chosen, lines, problems)
-    return out
-
-
 # --------------------------------------------------------------------------- the walk
 
 
@@ -261,7 +156,7 @@ def _run(
     custom_profile: Sequence[tuple[float, float]] | None,
 ) -> tuple[ResolvedProcedure | None, list[Problem]]:
     problems: list[Problem] = []
-    concrete, chosen = _substitute(procedure, values, lines, problems)
+    concrete, chosen = substitute(procedure, values, lines, problems)
     safety = _safety(procedure, ratings, problems)
     if concrete is None or safety is None:
         return None, problems

@@ -153,13 +153,13 @@ def test_damaged_bytes_of_a_valid_fmu_get_specific_problems(
 def test_a_check_that_raises_is_reported_by_the_safety_net(
     monkeypatch: pytest.MonkeyPatch, valid_set: dict[str, Path]
 ) -> None:
-    from fastlims.intake import validation
+    from fastlims.intake import interconnection, validation
 
     def broken(*args: object) -> object:
         raise RuntimeError("a bug in a check")
 
     monkeypatch.setattr(validation, "_check_fmu", broken)
-    monkeypatch.setattr(validation, "_check_interconnection", broken)
+    monkeypatch.setattr(interconnection, "_check_interconnection", broken)
     problems, interface = check_fmu("cycler.fmu", valid_set["cycler.fmu"])
     assert interface is None
     assert [(p.code, p.message) for p in problems] == [

@@ -63,7 +63,7 @@ def test_a_search_confined_to_some_groups_leaves_the_others_where_they_were() ->
     groups = bench_groups(prep, True)
     assert len(groups) == 2
     out, objective, stats = improve(
-        prep, start, time.monotonic() + 1.5, prep.horizon, 0, LnsTuning(1, 4, cp_threads=0), only=frozenset({0})
+        prep, start, time.monotonic() + 4.0, prep.horizon, 0, LnsTuning(1, 4, cp_threads=0), only=frozenset({0})
     )
     assert stats.recreate_moves > 10 and objective <= start_obj
     before = {a.run_id: (a.start, a.end) for a in start if a.bench_id in groups[1]}

@@ -205,10 +205,10 @@ def test_procedure_migration_adds_nullable_columns_and_goes_down_keeping_request
             'INSERT INTO "TestRequests" ("RequestNumber", "TestUUID", "RequesterId", "RequesterName",'
             ' "PreferredTestScheduleDate", "UUTIDId", "UseCaseId", "StandardId", "TestId", "TestBench", "Status",'
             ' "SimulationProgress", "CreatedAt", "UpdatedAt") SELECT \'TR-2026-000001\','
-            " '00000000-0000-4000-8000-000000000001', 'rita', 'Rita', :t, u.\"Id\", c.\"Id\", s.\"Id\", n.\"Id\","
-            " 'Virtual', 1, 0, :t, :t FROM \"UUTIDs\" u, \"UseCases\" c, \"RelevantStandards\" s, \"TestNames\" n",
+            ' \'00000000-0000-4000-8000-000000000001\', \'rita\', \'Rita\', :t, u."Id", c."Id", s."Id", n."Id",'
+            ' \'Virtual\', 1, 0, :t, :t FROM "UUTIDs" u, "UseCases" c, "RelevantStandards" s, "TestNames" n',
             'INSERT INTO "TestRequestEvents" ("TestRequestId", "Kind", "Actor", "At", "ToValue")'
-            ' SELECT "Id", \'created\', \'rita\', :t, \'Submitted\' FROM "TestRequests"',
+            " SELECT \"Id\", 'created', 'rita', :t, 'Submitted' FROM \"TestRequests\"",
         ):
             connection.execute(text(statement), {"t": now})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -55,6 +56,8 @@ def serialize(request: TestRequest, zone: ZoneInfo, *, with_events: bool = False
         requester_id=request.requester_id,
         requester_name=request.requester_name,
         variables=Variables.model_validate_json(request.variables_json) if request.variables_json else None,
+        procedure_source=request.procedure_source,
+        procedure=json.loads(request.procedure_json) if request.procedure_json else None,
         failure_reason=request.failure_reason,
         simulation_progress=request.simulation_progress,
         simulation_folder=request.simulation_folder,

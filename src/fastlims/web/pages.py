@@ -227,7 +227,10 @@ def submit_request(
                 errors.setdefault(*_form_error(error))
         except requests_service.RequestInvalid as exc:
             for problem in exc.problems:
-                errors.setdefault(problem.field, problem.message)
+                # Every problem of the variables (each step of a procedure) shows under the one field.
+                field, _, part = problem.field.partition(".")
+                message = f"{part}: {problem.message}" if part else problem.message
+                errors[field] = f"{errors[field]}; {message}" if field in errors else message
     if errors or request_obj is None:
         names = catalog.applicable_test_names(
             session=session, uut=uut or None, use_case=use_case or None, standard=standard or None

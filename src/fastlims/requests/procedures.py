@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from fastlims.catalog.procedure_sources import Reading, read
 from fastlims.messaging.variables import SIGNAL_REFERENCE, CustomProfile, Variables
 from fastlims.procedures.defaults import FIXTURES, NoDefaultProcedure, bench_kinds, default_procedure, refusal
 from fastlims.procedures.model import (
@@ -39,7 +40,7 @@ from fastlims.procedures.model import (
 )
 from fastlims.procedures.ratings import UutRatings
 from fastlims.procedures.resolve import validate
-from fastlims.procedures.text import load, step_text
+from fastlims.procedures.text import step_text
 
 __all__ = [
     "PROFILE_ROLES",
@@ -82,14 +83,13 @@ class Chosen:
     procedure: Procedure
     source: str
     lines: dict[str, int] = field(default_factory=dict)
-    #: Lines that did not parse, replaced to check the rest: such a procedure is never run.
-    placeholders: frozenset[int] = frozenset()
-    placeholder_paths: frozenset[str] = frozenset()
+    #: How the requester's procedure was read; when parts did not parse, ``procedure`` is the rest
+    #: of it with placeholders, only checked and never run.
+    reading: Reading | None = None
 
     @property
     def checking_only(self) -> bool:
-        """Parts of it were replaced to check the rest: a request never runs it."""
-        return bool(self.placeholders or self.placeholder_paths)
+        return self.reading is not None and self.reading.procedure is None
 
 
 # --------------------------------------------------------------------------- custom_profile roles
@@ -161,7 +161,7 @@ def choose(
     role, points = _role_profile(profile, problems)
     chosen: Chosen | None
     if variables.test_procedures:
-        chosen, _ = _requested(variables.test_procedures, problems)
+        chosen = _requested(variables.test_procedures, problems)
         if chosen is not None:
             _check_profile_use(chosen.procedure, profile, role, problems)
     elif role is not None and points is not None:
@@ -182,40 +182,18 @@ def choose(
         for path, step in _profile_steps(chosen.procedure)
         if profile is not None and (step.quantity != role or points is None)
     }
-    text = _text_lines(variables.test_procedures) if chosen.source == "request" else None
+    reading = chosen.reading
     for problem in validate(chosen.procedure, ratings, lines=chosen.lines, custom_profile=follows):
-        if (
-            problem.path in mismatched
-            or problem.line in chosen.placeholders
-            or problem.path in chosen.placeholder_paths
-        ):
-            continue  # already said: a profile in another quantity, or a line that did not parse
-        problems.append((field_name, describe(problem, text)))
+        if problem.path in mismatched or (reading is not None and reading.skip(problem)):
+            continue  # already said: a profile in another quantity, or a part that did not parse
+        problems.append((field_name, reading.describe(problem) if reading is not None else str(problem)))
     problems += _bench_problems(chosen, ratings, test_code=test_code, standard=standard, bench=bench)
     return (None if problems or chosen.checking_only else chosen), problems
 
 
-def describe(problem: Problem, text: Sequence[str] | None = None) -> str:
-    """A problem as the 422 says it: step path and text, line, message. A text line that did not
-    parse (no step yet) is quoted."""
-    if problem.step is None and problem.line is not None and text is not None and problem.line <= len(text):
-        quoted = text[problem.line - 1].strip()
-        where = f"{problem.path + ', ' if problem.path else ''}line {problem.line} ({quoted[:200]!r})"
-        return f"{where}: {problem.message}"
-    return str(problem)
-
-
-def _text_lines(test_procedures: Sequence[object]) -> list[str] | None:
-    if not all(isinstance(item, str) for item in test_procedures):
-        return None
-    return "\n".join(str(item) for item in test_procedures).split("\n")
-
-
-def _requested(
-    test_procedures: Sequence[str | dict[str, Any]], problems: list[tuple[str, str]]
-) -> tuple[Chosen | None, bool]:
-    """The requester's procedure from ``test_procedures`` and whether it failed to parse (then the
-    procedure, if any, is the rest of it, to check); problems name the line or step."""
+def _requested(test_procedures: Sequence[str | dict[str, Any]], problems: list[tuple[str, str]]) -> Chosen | None:
+    """The requester's procedure from ``test_procedures`` (when parts of it did not parse, the
+    rest of it, to check and never run); problems name the line or step."""
     items = list(test_procedures)
     stops = [i for i, item in enumerate(items) if isinstance(item, dict) and set(item) >= _STOP_KEYS]
     if stops:
@@ -227,7 +205,7 @@ def _requested(
                 " termination ('Discharge at 1C until 2.5 V')",
             )
         )
-        return None, True
+        return None
     if all(isinstance(item, str) for item in items):
         source: object = items
     elif len(items) == 1 and isinstance(items[0], dict):
@@ -235,64 +213,12 @@ def _requested(
     else:
         kinds = ", ".join(sorted({"text" if isinstance(i, str) else "object" for i in items}))
         problems.append((TEST_PROCEDURES, f"test_procedures holds {_FORMS}; got {len(items)} items ({kinds})"))
-        return None, True
-    text = _text_lines(items)
-    try:
-        parsed = load(source)
-    except ProcedureError as exc:
-        problems.extend((TEST_PROCEDURES, describe(p, text)) for p in exc.problems)
-        rest = _patched_text(text, exc.problems) if text is not None else _patched_json(source, exc.problems)
-        return rest, True
-    return Chosen(parsed.procedure, "request", dict(parsed.lines)), False
-
-
-def _patched_text(text: list[str], found: Sequence[Problem]) -> Chosen | None:
-    """The procedure without the lines that did not parse, so that one 422 lists every problem:
-    each such line becomes a harmless one of the same indent (a comment, a 1 s rest, a repeat of
-    one), which keeps every other line's number and step path. None when that does not parse
-    either (the problems found so far stand)."""
-    bad = {p.line for p in found if p.line is not None}
-    if not bad or len(bad) < len(found) or max(bad) > len(text):
         return None
-    patched = list(text)
-    for number in bad:
-        line = patched[number - 1]
-        indent = line[: len(line) - len(line.lstrip())]
-        body = line.strip()
-        patched[number - 1] = indent + (
-            "#" if body.startswith("#") else "Repeat 1 time:" if body.lower().startswith("repeat") else "Rest for 1 s"
-        )
-    try:
-        parsed = load(patched)
-    except ProcedureError:
+    reading = read(source)
+    problems.extend((TEST_PROCEDURES, reading.describe(p)) for p in reading.problems)
+    if reading.to_check is None:
         return None
-    return Chosen(parsed.procedure, "request", dict(parsed.lines), placeholders=frozenset(bad))
-
-
-_PLACEHOLDER_STEP = {"type": "rest", "until": [{"time_s": 1}]}
-
-
-def _patched_json(data: object, found: Sequence[Problem]) -> Chosen | None:
-    """The JSON procedure with each step that did not validate replaced by a 1 s rest (paths
-    unchanged), to check the rest; None when a problem is not a step's."""
-    paths = {p.path for p in found if p.path}
-    if not paths or len(paths) < len({(p.path, p.message) for p in found}) or not isinstance(data, dict):
-        return None
-    document = json.loads(json.dumps(data))
-    for path in sorted(paths, key=len, reverse=True):
-        holder: Any = document
-        indices = [int(part.split("]")[0]) for part in path.split("[")[1:]]
-        try:
-            for index in indices[:-1]:
-                holder = holder["steps"][index]
-            holder["steps"][indices[-1]] = dict(_PLACEHOLDER_STEP)
-        except (KeyError, IndexError, TypeError):
-            return None
-    try:
-        procedure = parse_json(document)
-    except ProcedureError:
-        return None
-    return Chosen(procedure, "request", placeholder_paths=frozenset(paths))
+    return Chosen(reading.to_check, "request", reading.lines, reading)
 
 
 def _role_profile(

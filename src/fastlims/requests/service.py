@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fastlims.catalog import procedures as catalog_procedures
 from fastlims.catalog import service as catalog
 from fastlims.messaging.variables import Variables
 from fastlims.procedures.model import Procedure
-from fastlims.procedures.ratings import RatingsError, UutRatings
 from fastlims.requests import messages
 from fastlims.requests import procedures as request_procedures
 from fastlims.requests.models import TestRequest, TestRequestEvent
@@ -153,11 +153,9 @@ def _procedure(
 ) -> tuple[request_procedures.Chosen | None, list[FieldProblem]]:
     """The procedure the request will run, checked against the UUT's ratings and the bench kind."""
     try:
-        ratings = UutRatings.from_mapping(catalog.uut_ratings(session=session, code=uut_code))
-    except catalog.RatingsMissing as exc:
-        return None, [FieldProblem("uut", f"{exc}; no procedure can be checked or run without them")]
-    except RatingsError as exc:
-        return None, [FieldProblem("uut", f"{exc}: correct them in the catalog (fastlims catalog import)")]
+        ratings = catalog_procedures.ratings_of(session=session, code=uut_code)
+    except catalog_procedures.ProcedureUnavailable as exc:
+        return None, [FieldProblem("uut", exc.message)]
     chosen, found = request_procedures.choose(
         data.variables, ratings, test_code=test_code, standard=standard_code, bench=data.bench
     )

@@ -116,7 +116,7 @@ def si_points(profile: CustomProfile) -> list[tuple[float, float]]:
     return [(p.timestamp, float(f"{p.value * scale + offset:.12g}")) for p in profile.values]
 
 
-def profile_procedure(role: str, points: Sequence[tuple[float, float]], *, standard: str | None = None) -> Procedure:
+def profile_procedure(role: str, points: Sequence[tuple[float, float]]) -> Procedure:
     """The requester's role profile as the whole test, with the UUT's safety limits (filled at
     resolution). Current, power and voltage: one step ``Follow <role> profile from custom_profile``
     ending at the last point. Ambient temperature (no profile step sets it): an open-circuit soak
@@ -126,16 +126,14 @@ def profile_procedure(role: str, points: Sequence[tuple[float, float]], *, stand
     if role != "ambient_temperature":
         quantity = cast(Quantity, role)
         step = ProfileStep(type="profile", quantity=quantity, source="custom_profile")
-        return Procedure(name=f"{role} profile from custom_profile", description=description, standard=standard,
-                         steps=[step])  # fmt: skip
+        return Procedure(name=f"{role} profile from custom_profile", description=description, steps=[step])
     steps: list[AnyStep] = []
     if points and points[0][0] > 0:
         steps.append(RestStep(type="rest", until=[Termination(time_s=float(points[0][0]))]))
     for index, (t, value) in enumerate(points):
         until = [Termination(time_s=float(points[index + 1][0] - t))] if index + 1 < len(points) else []
         steps.append(AmbientStep(type="ambient", temperature_C=float(value), until=until))
-    return Procedure(name="ambient temperature profile from custom_profile", description=description,
-                     standard=standard, steps=steps)  # fmt: skip
+    return Procedure(name="ambient temperature profile from custom_profile", description=description, steps=steps)
 
 
 # --------------------------------------------------------------------------- the choice at submit
@@ -165,7 +163,7 @@ def choose(
         if chosen is not None:
             _check_profile_use(chosen.procedure, profile, role, problems)
     elif role is not None and points is not None:
-        chosen = _profile_test(role, points, standard, problems)
+        chosen = _profile_test(role, points, problems)
     else:
         try:
             chosen = Chosen(default_procedure(test_code, ratings, standard=standard), "default")
@@ -253,9 +251,7 @@ def _role_profile(
         return role, None
 
 
-def _profile_test(
-    role: str, points: list[tuple[float, float]], standard: str | None, problems: list[tuple[str, str]]
-) -> Chosen | None:
+def _profile_test(role: str, points: list[tuple[float, float]], problems: list[tuple[str, str]]) -> Chosen | None:
     if len(points) < 2:
         problems.append(
             (
@@ -264,7 +260,7 @@ def _profile_test(
             )
         )
         return None
-    return Chosen(profile_procedure(role, points, standard=standard), "profile")
+    return Chosen(profile_procedure(role, points), "profile")
 
 
 def _profile_steps(procedure: Procedure) -> list[tuple[str, ProfileStep]]:

@@ -294,3 +294,14 @@ def test_required_roles_follow_the_procedure() -> None:
         roles["ambient_temperature"]
         == "steps[0] (Set ambient to 45 degC and rest for 1 hour) sets the ambient temperature"
     )
+
+
+def test_a_looser_safety_limit_does_not_hide_the_steps_problems() -> None:
+    lines = ["# safety: max_voltage_V=4.5", "Charge at 80 A until 4.2 V", "Rest for 1 hour"]
+    chosen, problems = pick({"test_procedures": lines})
+    assert chosen is None
+    assert messages(problems) == [
+        "procedure: safety max_voltage_V 4.5 is looser than 4.22 (the UUT's MaxVoltageV 4.2 + 0.02 V); a procedure"
+        " may only tighten the ratings (declare abuse: true for an abuse test)",
+        "steps[0] (Charge at 80 A until 4.2 V), line 2: charge current 80 A is above the UUT's MaxChargeCurrentA 50 A",
+    ]

@@ -22,10 +22,10 @@ import click
 
 from fastlims.catalog import procedures as catalog_procedures
 from fastlims.catalog import service
-from fastlims.catalog.procedure_sources import Reading, read_file
+from fastlims.catalog.procedure_sources import Reading, read_file, validate_all
 from fastlims.db.engine import Database
 from fastlims.procedures.model import Problem, ProfileStep
-from fastlims.procedures.resolve import resolve, validate
+from fastlims.procedures.resolve import resolve
 from fastlims.procedures.text import MAX_TEXT_BYTES
 
 #: ``ctx.meta`` key of the callable that prepares the database of a built system.
@@ -107,7 +107,7 @@ def check(file: Path, uut: str) -> None:
     following: set[str] = set()
     if procedure is not None:
         following = {p for p, s in procedure.walk() if isinstance(s, ProfileStep) and s.source == "custom_profile"}
-        for problem in validate(procedure, ratings, lines=lines):
+        for problem in validate_all(procedure, ratings, lines=lines):
             if reading.skip(problem):
                 continue
             if problem.path in following and "custom_profile" in problem.message:

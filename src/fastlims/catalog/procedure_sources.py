@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastlims.procedures.model import Problem, Procedure, ProcedureError, parse_json
+from fastlims.procedures.model import Problem, Procedure, ProcedureError, Safety, parse_json
+from fastlims.procedures.ratings import UutRatings
+from fastlims.procedures.resolve import validate
 from fastlims.procedures.text import MAX_LINES, parse_text
 
-__all__ = ["Reading", "json_with_lines", "read", "read_file"]
+__all__ = ["Reading", "json_with_lines", "read", "read_file", "validate_all"]
 
 _PLACEHOLDER_STEP = {"type": "rest", "until": [{"time_s": 1}]}
 
@@ -58,6 +60,27 @@ class Reading:
             quoted = text[problem.line - 1].strip()[:200]
             return f"{problem.path + ', ' if problem.path else ''}line {problem.line} ({quoted!r}): {problem.message}"
         return str(problem)
+
+
+def validate_all(
+    procedure: Procedure,
+    ratings: UutRatings,
+    *,
+    lines: Mapping[str, int] | None = None,
+    custom_profile: Sequence[tuple[float, float]] | None = None,
+) -> list[Problem]:
+    """Every problem of ``procedure`` on this UUT. Resolution stops before the steps when the
+    safety limits are wrong; the steps are then checked once more under the UUT's own limits, so
+    a looser limit does not hide a step's over-current."""
+    problems = validate(procedure, ratings, lines=lines, custom_profile=custom_profile)
+    if any(p.path is None and p.message.startswith("safety ") for p in problems):
+        own_limits = procedure.model_copy(update={"safety": Safety(delay_s=procedure.safety.delay_s)})
+        problems += [
+            p
+            for p in validate(own_limits, ratings, lines=lines, custom_profile=custom_profile)
+            if p.path is not None and p not in problems
+        ]
+    return problems
 
 
 def read(value: object) -> Reading:

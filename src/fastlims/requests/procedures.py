@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from fastlims.catalog.procedure_sources import Reading, read
+from fastlims.catalog.procedure_sources import Reading, read, validate_all
 from fastlims.messaging.variables import SIGNAL_REFERENCE, CustomProfile, Variables
 from fastlims.procedures.defaults import FIXTURES, NoDefaultProcedure, bench_kinds, default_procedure, refusal
 from fastlims.procedures.model import (
@@ -39,7 +39,6 @@ from fastlims.procedures.model import (
     parse_json,
 )
 from fastlims.procedures.ratings import UutRatings
-from fastlims.procedures.resolve import validate
 from fastlims.procedures.text import step_text
 
 __all__ = [
@@ -181,7 +180,7 @@ def choose(
         if profile is not None and (step.quantity != role or points is None)
     }
     reading = chosen.reading
-    for problem in validate(chosen.procedure, ratings, lines=chosen.lines, custom_profile=follows):
+    for problem in validate_all(chosen.procedure, ratings, lines=chosen.lines, custom_profile=follows):
         if problem.path in mismatched or (reading is not None and reading.skip(problem)):
             continue  # already said: a profile in another quantity, or a part that did not parse
         problems.append((field_name, reading.describe(problem) if reading is not None else str(problem)))

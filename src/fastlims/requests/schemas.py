@@ -76,7 +76,7 @@ class TestRequestOut(BaseModel):
     procedure: dict[str, Any] | None = Field(
         default=None,
         description="The procedure the request runs, unresolved (the fastlims-procedure/1 form,"
-        " GET /api/schemas/procedure.json)",
+        " GET /api/schemas/procedure.json); in the answer about one request, not in lists",
     )
     failure_reason: str | None
     simulation_progress: int

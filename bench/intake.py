@@ -35,19 +35,18 @@ from typing import Any
 
 from tests.integration.intake.helpers import LoopThread, SftpClient, new_request, request_row, ssh_keygen, wait_for
 from tests.services import free_port
-from tests.unit.intake.fmu_factory import interconnection
 
 from fastlims.bootstrap import build, prepare_database
 from fastlims.config import Settings
 from fastlims.intake import partners
 from fastlims.intake.events import UploadEvent
 from fastlims.intake.service import IntakeService
+from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.peers.fmus import build_fmu
 
 ROUNDS = 5
 SET_BYTES = 50 * 1000 * 1000
 OUT = Path(__file__).resolve().parent / "results" / "intake.json"
-CONNECTIONS = [{"InSignalReference": "battery_cell/I", "OutSignalReference": "cycler/current"}]
 
 
 def padded_fmu(source: Path, target: Path, extra: int) -> None:
@@ -90,7 +89,9 @@ def run(work: Path) -> dict[str, Any]:
     upload_dir = work / "upload"
     upload_dir.mkdir()
     (upload_dir / "cycler.fmu").write_bytes(cycler.read_bytes())
-    (upload_dir / "inter_connection.json").write_bytes(interconnection(CONNECTIONS))
+    (upload_dir / "inter_connection.json").write_bytes(
+        json.dumps(reference_interconnection("battery_cell", "cycler")).encode()
+    )
     rest = sum(p.stat().st_size for p in upload_dir.iterdir()) + battery.stat().st_size
     padded_fmu(battery, upload_dir / "battery_cell.fmu", SET_BYTES - rest - 200)
     set_bytes = sum(p.stat().st_size for p in upload_dir.iterdir())

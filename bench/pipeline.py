@@ -44,6 +44,7 @@ from fastlims.bootstrap import System, build, prepare_database
 from fastlims.catalog.models import TestName
 from fastlims.config import Settings
 from fastlims.intake.events import UploadEvent
+from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.pipeline import durable
 from fastlims.requests import service as requests
 from fastlims.requests.schemas import TestRequestCreate
@@ -64,9 +65,7 @@ DOE = {
     "seed": 1,
     "factors": [{"name": "SOC0", "low": 0.2, "high": 1.0}, {"name": "T_ambient_K", "low": 273.15, "high": 318.15}],
 }
-INTERCONNECTION = {
-    "FMU_signal_connections": [{"InSignalReference": "battery_cell/I", "OutSignalReference": "cycler/current"}]
-}
+INTERCONNECTION = reference_interconnection("battery_cell", "cycler")  # with the UUT port roles
 ADF_REFERENCE = {
     "source": "Azure Durable Functions documentation (performance and scale; task hub queue polling);"
     " quoted, not measured here",

@@ -14,6 +14,7 @@ import click
 
 from fastlims import __version__
 from fastlims.bootstrap import ConfigurationError, Role, System, build_from_environment, prepare_database
+from fastlims.catalog.procedure_commands import PREPARE, procedures
 from fastlims.config import Settings
 from fastlims.pipeline.commands import workflows
 
@@ -51,9 +52,11 @@ def _read_password(password_stdin: bool) -> tuple[str, bool]:
 def main(ctx: click.Context) -> None:
     """FastLIMS: LIMS for hybrid battery testing with a Digital Twin."""
     ctx.obj = _system  # how the capabilities' command groups get the system (see pipeline.commands)
+    ctx.meta[PREPARE] = prepare_database  # and how to migrate and seed its database (catalog.procedure_commands)
 
 
 main.add_command(workflows)
+main.add_command(procedures)
 
 
 @main.command()

@@ -184,3 +184,55 @@ def test_ratings_migration_fills_the_seed_uuts_and_goes_down_without_losing_rows
         again = connection.execute(text('SELECT "NominalCapacityAh" FROM "UUTIDs" WHERE "Code" = \'Gen4 - Cell\''))
         assert again.scalar_one() == seeds["Gen4 - Cell"]["nominal_capacity_Ah"]
     engine.dispose()
+
+
+def test_procedure_migration_adds_nullable_columns_and_goes_down_keeping_requests(empty_database_url: str) -> None:
+    """0007 on a request made before it: the request has no procedure (NULL, not a guess); a
+    procedure and its source can be stored; going down drops only the two columns (the request and
+    its audit trail survive, on SQLite too)."""
+    migrate.upgrade(empty_database_url, "0006")
+    engine = create_engine(normalise_url(empty_database_url))
+    now = datetime(2026, 12, 5, 9, 0)
+    with engine.begin() as connection:
+        for statement in (
+            'INSERT INTO "UUTIDs" ("Code", "Description", "IsActive", "CreatedAt") VALUES (\'U1\', \'\', true, :t)',
+            'INSERT INTO "UseCases" ("Name", "Description", "IsActive", "CreatedAt") VALUES (\'A\', \'\', true, :t)',
+            'INSERT INTO "RelevantStandards" ("Code", "Name", "Description", "IsActive", "CreatedAt")'
+            " VALUES ('S1', 'Standard', '', true, :t)",
+            'INSERT INTO "TestNames" ("Code", "Name", "Description", "Category", "BenchKind",'
+            ' "NominalDurationMinutes", "SetupMinutes", "TeardownMinutes", "PausableOverClosedHours",'
+            " \"IsActive\", \"CreatedAt\") VALUES ('T1', 'X - Y', '', 'X', 'both', 60, 0, 0, false, true, :t)",
+            'INSERT INTO "TestRequests" ("RequestNumber", "TestUUID", "RequesterId", "RequesterName",'
+            ' "PreferredTestScheduleDate", "UUTIDId", "UseCaseId", "StandardId", "TestId", "TestBench", "Status",'
+            ' "SimulationProgress", "CreatedAt", "UpdatedAt") SELECT \'TR-2026-000001\','
+            ' \'00000000-0000-4000-8000-000000000001\', \'rita\', \'Rita\', :t, u."Id", c."Id", s."Id", n."Id",'
+            ' \'Virtual\', 1, 0, :t, :t FROM "UUTIDs" u, "UseCases" c, "RelevantStandards" s, "TestNames" n',
+            'INSERT INTO "TestRequestEvents" ("TestRequestId", "Kind", "Actor", "At", "ToValue")'
+            " SELECT \"Id\", 'created', 'rita', :t, 'Submitted' FROM \"TestRequests\"",
+        ):
+            connection.execute(text(statement), {"t": now})
+
+    migrate.upgrade(empty_database_url, "0007")
+    columns = {c["name"]: c for c in inspect(engine).get_columns("TestRequests")}
+    assert columns["ProcedureJson"]["nullable"] and columns["ProcedureSource"]["nullable"]
+    with engine.begin() as connection:
+        before = connection.execute(text('SELECT "ProcedureJson", "ProcedureSource" FROM "TestRequests"')).one()
+        assert tuple(before) == (None, None)
+        connection.execute(
+            text('UPDATE "TestRequests" SET "ProcedureJson" = :p, "ProcedureSource" = \'request\''),
+            {"p": '{"format": "fastlims-procedure/1", "steps": [{"type": "rest", "until": [{"time_s": 60}]}]}'},
+        )
+
+    migrate.downgrade(empty_database_url, "0006")
+    engine.dispose()
+    engine = create_engine(normalise_url(empty_database_url))
+    remaining = {c["name"] for c in inspect(engine).get_columns("TestRequests")}
+    assert "ProcedureJson" not in remaining and "ProcedureSource" not in remaining
+    assert remaining >= SEED_REQUEST_COLUMNS
+    with engine.connect() as connection:
+        assert connection.execute(text('SELECT "RequestNumber" FROM "TestRequests"')).scalar_one() == "TR-2026-000001"
+        assert connection.execute(text('SELECT count(*) FROM "TestRequestEvents"')).scalar_one() == 1
+
+    migrate.upgrade(empty_database_url)
+    assert {"ProcedureJson", "ProcedureSource"} <= {c["name"] for c in inspect(engine).get_columns("TestRequests")}
+    engine.dispose()

@@ -159,3 +159,27 @@ def test_health_metrics_and_openapi(client: TestClient, system: System, requeste
     assert 'fastlims_http_requests_total{method="POST",route="/api/v1/test-requests",status="201"} 1.0' in metrics
     spec = client.get("/openapi.json").json()
     assert "/api/v1/test-requests" in spec["paths"] and client.get("/docs").status_code == 200
+
+
+def test_the_form_names_every_procedure_problem_and_the_detail_page_shows_the_procedure(
+    client: TestClient, system: System, requester: Actor
+) -> None:
+    import html
+    import json
+
+    login(client, "rita")
+    combo = applicable(system)
+    token = csrf_from(client, "/requests/new")
+    form = {k: str(v) for k, v in combo.body(preferred_date="2099-06-01T09:00").items()}
+    bad = json.dumps({"test_procedures": ["Charge at 50 A until 4.2 V", "Rest"]})
+    response = client.post("/requests/new", data={**form, "variables": bad, "csrf_token": token})
+    assert response.status_code == 422
+    shown = html.unescape(re.search(r'data-testid="error-variables">([^<]*)<', response.text).group(1))  # type: ignore[union-attr]
+    assert shown.startswith("test_procedures: steps[0] (Charge at 50 A until 4.2 V), line 1: charge current 50 A")
+    assert "; test_procedures: steps[1] (Rest), line 2: this step could run forever" in shown
+    good = json.dumps({"test_procedures": ["Charge at 0.5C until 4.2 V", "Rest for 1 hour"]})
+    response = client.post("/requests/new", data={**form, "variables": good, "csrf_token": token})
+    assert response.status_code == 200
+    procedure = html.unescape(re.search(r'data-testid="procedure">([^<]*)<', response.text).group(1))  # type: ignore[union-attr]
+    assert procedure.splitlines()[1:] == ["Charge at 0.5C until 4.2 V", "Rest for 1 hour"]
+    assert "Procedure <span" in response.text and "(request)" in response.text

@@ -33,7 +33,7 @@ def submit(client: TestClient, actor: Actor, body: dict) -> dict:
 def test_submit_answers_201_with_number_uuid_and_status(client: TestClient, system: System, requester: Actor) -> None:
     combo = applicable(system)
     variables = {
-        "test_procedures": ["CC discharge 1C to 2.5 V"],
+        "test_procedures": ["Follow current profile from custom_profile"],
         "custom_profile": {
             "Name": "current",
             "type": "input",

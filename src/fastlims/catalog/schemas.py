@@ -209,3 +209,35 @@ class TestNameOut(BaseModel):
     setup_minutes: int
     teardown_minutes: int
     pausable: bool
+
+
+class CriterionOut(BaseModel):
+    """The standard's pass/fail criterion (quoted) and what the recorded data can decide of it."""
+
+    text: str = Field(description="The criterion as summarised from the standard (its text governs)")
+    check: str = Field(description="What the outcomes compare: ocv_retention, max_temperature, ..., observation")
+    threshold: float | None = None
+    observed: str = Field(default="", description="What only an operator can judge (fire, venting, ...)")
+    source: str = Field(default="", description="The standard (catalog code) it comes from")
+
+
+class TestNameProcedureOut(BaseModel):
+    """A test name's default procedure for one UUT (``GET /api/v1/test-names/{code}/procedure``)."""
+
+    __test__ = False
+
+    test_name: str
+    uut: str
+    standard: str | None = Field(description="The standard the default follows")
+    procedure: dict[str, Any] = Field(
+        description="The procedure as written (fastlims-procedure/1, unresolved: variables and C-rates kept);"
+        " schema at GET /api/schemas/procedure.json"
+    )
+    resolved: dict[str, Any] = Field(
+        description="Resolved for the UUT with the variables' default values: SI units, currents signed"
+        " positive = charge, safety limits filled; what a bench and the Digital Twin receive"
+    )
+    text: str = Field(description="The procedure in the text form (one step per line)")
+    bench_kinds: list[str] = Field(description="The bench kinds that can perform it: physical, virtual")
+    expected_duration_s: float = Field(description="Expected test time in seconds (for booking benches)")
+    criterion: CriterionOut | None = Field(description="The standard's pass/fail criterion, when it states one")

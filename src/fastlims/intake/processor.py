@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
@@ -27,9 +28,12 @@ from sqlalchemy.orm import Session
 from fastlims.db.engine import Database
 from fastlims.intake import layout
 from fastlims.intake.models import IntakeUpload, UploadState
+from fastlims.intake.procedure_ports import PortNeeds, procedure_port_problems
 from fastlims.intake.schemas import ProblemOut, UploadOutcome
 from fastlims.intake.storage import BlobStorage, StoredFile
 from fastlims.intake.validation import Platform, Problem, ZipLimits, summary, validate_upload_set
+from fastlims.procedures.model import ProcedureError
+from fastlims.requests import procedures as request_procedures
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import IllegalTransition, Status
@@ -118,6 +122,7 @@ class DataProcessor:
                 request = None
             number = request.request_number if request else None
             status = Status(request.status) if request else None
+            needs = _port_needs(request) if request else PortNeeds()
         if request is None:
             return self.quarantine(
                 files,
@@ -158,7 +163,7 @@ class DataProcessor:
                 detail="this upload set is already being processed",
             )
         try:
-            return self._process(files, test_uuid=test_uuid, trigger=trigger, source=source)
+            return self._process(files, test_uuid=test_uuid, trigger=trigger, source=source, needs=needs)
         except Exception:
             self._release(files)
             raise
@@ -248,7 +253,9 @@ class DataProcessor:
 
     # --- validate, then accept or quarantine
 
-    def _process(self, files: list[StoredFile], *, test_uuid: str, trigger: str, source: str) -> UploadOutcome:
+    def _process(
+        self, files: list[StoredFile], *, test_uuid: str, trigger: str, source: str, needs: PortNeeds
+    ) -> UploadOutcome:
         named: dict[str, StoredFile] = {}
         problems: list[Problem] = []
         for stored in files:
@@ -268,6 +275,9 @@ class DataProcessor:
                 limits=self.limits,
                 platform=self.platform,
             )
+            if not problems and layout.INTERCONNECTION in named:
+                # A set whose files are sound must also fit the request's procedure (its port roles).
+                problems += _procedure_problems(local[named[layout.INTERCONNECTION].key], needs)
         log.info(
             "upload set checked",
             extra={
@@ -525,6 +535,31 @@ def _row(stored: StoredFile, key: str, *, test_uuid: str | None, source: str, pa
         partner=partner,
         outcome=UploadState.waiting.value,
     )
+
+
+def _port_needs(request: TestRequest) -> PortNeeds:
+    """What the request's procedure needs of a model set (nothing for a request without one)."""
+    try:
+        procedure = requests.procedure_of(request)
+    except ProcedureError:
+        procedure = None  # the pipeline fails such a request with the reason; the models are not at fault
+    if procedure is None:
+        return PortNeeds()
+    profile = (requests.variables_of(request) or {}).get("custom_profile")
+    name = profile.get("Name") if isinstance(profile, dict) else None
+    fmu_profile = name if isinstance(name, str) and name not in request_procedures.PROFILE_ROLES else None
+    return PortNeeds(request_procedures.required_roles(procedure), fmu_profile)
+
+
+def _procedure_problems(path: Path, needs: PortNeeds) -> list[Problem]:
+    """The set against the request's procedure; an unreadable document is the validation's to report."""
+    if not needs.roles and needs.fmu_profile is None:
+        return []
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return []
+    return procedure_port_problems(layout.INTERCONNECTION, document, needs)
 
 
 def _locked_request(session: Session, test_uuid: str) -> TestRequest:

@@ -1,9 +1,11 @@
 """MQTT message schemas: the single source of truth for payloads, JSON Schemas and AsyncAPI.
 
 The request message is the seed's Figure 2 with its field names and shapes, plus ``message_id``
-(every message carries one, for de-duplication) and two additions a DT can ignore
-(``request_number``, ``test_standard``). Times in messages are UTC, written as the seed writes
-them: ``YYYY-MM-DD HH:MM:SS``.
+(every message carries one, for de-duplication) and three additions a DT can ignore
+(``request_number``, ``test_standard``, ``UUT_ratings``). Its ``variables.test_procedures`` holds
+one element: the procedure the request runs, resolved for the UUT with its variables' default
+values (docs/procedures.md). Times in messages are UTC, written as the seed writes them:
+``YYYY-MM-DD HH:MM:SS``.
 """
 
 from __future__ import annotations
@@ -62,8 +64,36 @@ class RequestStatus(BaseModel):
     _check = field_validator("last_update", mode="before")(classmethod(lambda cls, v: _parse_seed_time(v)))
 
 
+class UutRatingsMessage(BaseModel):
+    """The UUT's ratings (addition to Figure 2): SI units (A, V, Ah, degC), currents as magnitudes."""
+
+    model_config = ConfigDict(extra="ignore", title="UUT_ratings")
+
+    code: str
+    chemistry: str
+    format: Literal["cell", "module", "pack"]
+    series_count: int
+    parallel_count: int
+    nominal_capacity_Ah: float
+    nominal_voltage_V: float
+    min_voltage_V: float
+    max_voltage_V: float
+    max_charge_current_A: float
+    max_discharge_current_A: float
+    max_pulse_current_A: float
+    min_temperature_C: float
+    max_temperature_C: float
+
+
 class RequestMessage(_Message):
-    """LIMS → DT on ``…/requests/{test_UUID}`` (QoS 1): choose the FMU(s) for this test."""
+    """LIMS → DT on ``…/requests/{test_UUID}`` (QoS 1): choose the FMU(s) for this test.
+
+    ``variables.test_procedures`` holds one element, the procedure the request runs resolved for the
+    UUT with its variables' default values (the ``ResolvedProcedure`` form: SI units, currents
+    signed positive = charge, safety limits filled; docs/procedures.md); ``UUT_ratings`` the ratings
+    it was resolved against. A request made before requests carried a procedure keeps the
+    requester's ``test_procedures`` and has no ``UUT_ratings``.
+    """
 
     model_config = ConfigDict(extra="ignore", json_schema_extra={"title": "Test request (seed Figure 2)"})
 
@@ -77,6 +107,10 @@ class RequestMessage(_Message):
     status: RequestStatus
     request_number: str | None = Field(default=None, description="Addition: the LIMS request number")
     test_standard: str | None = Field(default=None, description="Addition: the standard's code")
+    UUT_ratings: UutRatingsMessage | None = Field(
+        default=None,
+        description="Addition: the UUT's ratings the procedure was resolved against, so the DT can choose a model",
+    )
 
     _check = field_validator("test_date", mode="before")(classmethod(lambda cls, v: _parse_seed_time(v)))
 

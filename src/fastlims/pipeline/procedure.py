@@ -27,7 +27,6 @@ from fastlims.procedures.model import Procedure, ProcedureError, ResolvedProcedu
 from fastlims.procedures.ratings import RatingsError, UutRatings
 from fastlims.procedures.resolve import resolve
 from fastlims.procedures.runfile import RunProcedure
-from fastlims.procedures.text import load
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 
@@ -52,54 +51,28 @@ class RequestProcedure:
 
 
 def of_request(session: Session, request: TestRequest) -> RequestProcedure:
-    """The request's procedure: the one stored with it at submit, else the test's default for
-    its UUT and standard. Raises :class:`ProcedureUnavailable` naming what is missing."""
+    """The request's procedure: the one stored with it at submit, else (a request from before
+    requests carried one) the test's default for its UUT and standard. Raises
+    :class:`ProcedureUnavailable` naming what is missing."""
     try:
         ratings = UutRatings.from_mapping(catalog.uut_ratings(session=session, code=request.uut.code))
     except (catalog.NotFound, catalog.RatingsMissing, RatingsError) as exc:
         raise ProcedureUnavailable(f"UUT {request.uut.code!r} has no usable ratings: {exc}") from None
     code, standard = request.test.code, request.standard.code
     verdict = criterion(code, ratings, standard=standard)
-    stored = _stored_procedure(request)
-    points = _profile_points(request)
+    try:
+        stored = requests.procedure_of(request)
+    except ProcedureError as exc:
+        raise ProcedureUnavailable(f"the request's stored procedure no longer reads: {exc}") from None
+    points = requests.profile_points(request)
     profile = tuple(points) if points is not None else None
     if stored is not None:
-        return RequestProcedure(stored, ratings, profile, "request", code, verdict)
+        return RequestProcedure(stored, ratings, profile, request.procedure_source or "request", code, verdict)
     try:
         procedure = default_procedure(code, ratings, standard=standard)
     except NoDefaultProcedure as exc:
         raise ProcedureUnavailable(f"test {code!r} has no procedure for {ratings.code!r}: {exc.reason}") from None
     return RequestProcedure(procedure, ratings, profile, "default", code, verdict)
-
-
-def _stored_procedure(request: TestRequest) -> Procedure | None:
-    """The requester's own procedure from ``variables.test_procedures`` (text lines, or one JSON
-    object), checked at submit."""
-    variables = requests.variables_of(request) or {}
-    given = variables.get("test_procedures") or []
-    if not isinstance(given, list) or not given:
-        return None
-    try:
-        if all(isinstance(line, str) for line in given):
-            return load("\n".join(given)).procedure  # type: ignore[arg-type]
-        if len(given) == 1 and isinstance(given[0], dict) and "steps" in given[0]:
-            return load(given[0]).procedure
-    except ProcedureError as exc:
-        raise ProcedureUnavailable(f"variables.test_procedures: {exc}") from None
-    return None
-
-
-def _profile_points(request: TestRequest) -> list[tuple[float, float]] | None:
-    """The request's custom_profile when it names a UUT role (``current``, ...), as SI points."""
-    variables = requests.variables_of(request) or {}
-    profile: Any = variables.get("custom_profile")
-    if not isinstance(profile, dict) or "/" in str(profile.get("Name", "/")):
-        return None
-    scale, offset = _SI.get(str(profile.get("unit") or "").strip(), (1.0, 0.0))
-    return [(float(p["timestamp"]), float(p["value"]) * scale + offset) for p in profile.get("values") or []]
-
-
-_SI = {"mA": (1e-3, 0.0), "kA": (1e3, 0.0), "mV": (1e-3, 0.0), "kV": (1e3, 0.0), "mW": (1e-3, 0.0), "kW": (1e3, 0.0)}
 
 
 def variable_factors(chosen: RequestProcedure) -> list[Parameter]:

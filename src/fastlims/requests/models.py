@@ -1,8 +1,8 @@
 """``TestRequests`` (seed §6.5, every column) and the ``TestRequestEvents`` audit trail.
 
 Columns beyond the seed carry what the seed's message and pipeline need: the request's UUID
-(``TestUUID``), the bench kind, the Figure 2 ``variables``, the failure reason, the optimised
-start and bench from the scheduler, and ``CancelledAt``.
+(``TestUUID``), the bench kind, the Figure 2 ``variables``, the procedure it runs and its source,
+the failure reason, the optimised start and bench from the scheduler, and ``CancelledAt``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ class TestRequest(Base):
     test_bench: Mapped[str] = mapped_column("TestBench", String(16))
     status: Mapped[int] = mapped_column("Status", Integer, default=int(Status.Submitted), index=True)
     variables_json: Mapped[str | None] = mapped_column("VariablesJson", Text, nullable=True)
+    # The procedure the request runs (fastlims-procedure/1 JSON, unresolved: its variables stay for
+    # the DoE) and where it came from: default | request | profile (requests.procedures.SOURCES).
+    procedure_json: Mapped[str | None] = mapped_column("ProcedureJson", Text, nullable=True)
+    procedure_source: Mapped[str | None] = mapped_column("ProcedureSource", String(16), nullable=True)
     failure_reason: Mapped[str | None] = mapped_column("FailureReason", Text, nullable=True)
     workflow_id: Mapped[str | None] = mapped_column("WorkflowId", String(200), nullable=True)
     simulation_folder: Mapped[str | None] = mapped_column("SimulationFolder", String(400), nullable=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Query, Response, status
@@ -25,7 +26,8 @@ router = APIRouter(prefix="/api/v1/test-requests", tags=["test requests"])
 
 
 def serialize(request: TestRequest, zone: ZoneInfo, *, with_events: bool = False) -> TestRequestOut:
-    """Times are given in the lab's zone, with their offset."""
+    """Times are given in the lab's zone, with their offset; ``with_events`` (one request, not a
+    list) adds the audit trail and the procedure."""
     timestamps = {attribute: to_local(getattr(request, attribute), zone) for attribute in TIMESTAMP_ATTRIBUTE.values()}
     events = None
     if with_events:
@@ -55,6 +57,9 @@ def serialize(request: TestRequest, zone: ZoneInfo, *, with_events: bool = False
         requester_id=request.requester_id,
         requester_name=request.requester_name,
         variables=Variables.model_validate_json(request.variables_json) if request.variables_json else None,
+        procedure_source=request.procedure_source,
+        # The procedure (kilobytes for a long default) in the answer about one request, not in lists.
+        procedure=json.loads(request.procedure_json) if with_events and request.procedure_json else None,
         failure_reason=request.failure_reason,
         simulation_progress=request.simulation_progress,
         simulation_folder=request.simulation_folder,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -26,7 +26,13 @@ class TestRequestCreate(BaseModel):
         description="ISO 8601 date or date-time; without an offset it is the lab's local time"
     )
     bench: Literal["Virtual", "Physical"]
-    variables: Variables | None = None
+    variables: Variables | None = Field(
+        default=None,
+        description="The seed's Figure 2 variables. test_procedures: empty (the test name's default procedure"
+        " runs), text lines, or one fastlims-procedure/1 object; custom_profile.Name: a UUT port role (current,"
+        " power, voltage, ambient_temperature; values positive = charge) or an FMU input 'FMU_name/Port'."
+        " See docs/procedures.md",
+    )
 
     @field_validator("preferred_date", mode="before")
     @classmethod
@@ -64,6 +70,14 @@ class TestRequestOut(BaseModel):
     requester_id: str
     requester_name: str
     variables: Variables | None
+    procedure_source: str | None = Field(
+        default=None, description="Where the procedure comes from: default (the test name's), request or profile"
+    )
+    procedure: dict[str, Any] | None = Field(
+        default=None,
+        description="The procedure the request runs, unresolved (the fastlims-procedure/1 form,"
+        " GET /api/schemas/procedure.json); in the answer about one request, not in lists",
+    )
     failure_reason: str | None
     simulation_progress: int
     simulation_folder: str | None

@@ -14,8 +14,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from fastlims.catalog import procedures as catalog_procedures
 from fastlims.catalog import service as catalog
+from fastlims.messaging.variables import Variables
+from fastlims.procedures.model import Procedure
 from fastlims.requests import messages
+from fastlims.requests import procedures as request_procedures
 from fastlims.requests.models import TestRequest, TestRequestEvent
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import CANCELLABLE, IllegalTransition, Status, transition
@@ -57,8 +61,12 @@ def _preferred_utc(value: datetime | date, zone: ZoneInfo) -> tuple[datetime, bo
     return instant, value < today_local
 
 
+_CATALOG_FIELDS = ("uut", "use_case", "standard", "test_name")
+
+
 def create(*, session: Session, data: TestRequestCreate, requester: User, zone: ZoneInfo) -> TestRequest:
-    """Check the combination against the catalog and store a Submitted request."""
+    """Check the combination against the catalog and the procedure against the UUT's ratings, and
+    store a Submitted request with the procedure it will run (``requests.procedures``)."""
     problems: list[FieldProblem] = []
     uut = catalog.get_uut(session=session, code=data.uut)
     use_case = catalog.get_use_case(session=session, name=data.use_case)
@@ -81,20 +89,34 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
         problems.append(
             FieldProblem("bench", f"test {test.code!r} runs on {test.bench_kind.value} benches only, not {data.bench}")
         )
-    if not problems:
-        assert uut and use_case and standard and test
-        if not catalog.is_applicable(session=session, test=test, uut=uut, use_case=use_case, standard=standard):
-            problems.append(
-                FieldProblem(
-                    "test_name",
-                    f"test {test.code!r} is not applicable to UUT {uut.code!r}, use case {use_case.name!r}"
-                    f" under standard {standard.code!r}; GET /api/v1/test-names with these filters"
-                    " lists those that are",
-                )
+    found = not any(p.field in _CATALOG_FIELDS for p in problems)
+    if (
+        uut
+        and use_case
+        and standard
+        and test
+        and found
+        and not catalog.is_applicable(session=session, test=test, uut=uut, use_case=use_case, standard=standard)
+    ):
+        problems.append(
+            FieldProblem(
+                "test_name",
+                f"test {test.code!r} is not applicable to UUT {uut.code!r}, use case {use_case.name!r}"
+                f" under standard {standard.code!r}; GET /api/v1/test-names with these filters"
+                " lists those that are",
             )
+        )
+    chosen = None
+    offered = not any(p.field in _CATALOG_FIELDS for p in problems)
+    if offered and uut is not None and standard is not None and test is not None:
+        # The procedure is checked for a combination the catalog offers (a default exists only there).
+        chosen, more = _procedure(session, data, uut_code=uut.code, test_code=test.code, standard_code=standard.code)
+        if any(p.field == "bench" for p in problems):
+            more = [p for p in more if p.field != "bench"]  # the catalog's bench kind already said it
+        problems += more
     if problems:
         raise RequestInvalid(problems)
-    assert uut and use_case and standard and test
+    assert uut and use_case and standard and test and chosen
 
     test_uuid = str(uuid.uuid4())
     request = TestRequest(
@@ -110,6 +132,8 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
         test_bench=data.bench,
         status=int(Status.Submitted),
         variables_json=data.variables.model_dump_json() if data.variables else None,
+        procedure_json=json.dumps(chosen.procedure.to_json()),
+        procedure_source=chosen.source,
     )
     session.add(request)
     session.flush()
@@ -122,6 +146,41 @@ def create(*, session: Session, data: TestRequestCreate, requester: User, zone: 
     messages.enqueue_request(session, request)
     messages.enqueue_status(session, request)
     return request
+
+
+def _procedure(
+    session: Session, data: TestRequestCreate, *, uut_code: str, test_code: str, standard_code: str
+) -> tuple[request_procedures.Chosen | None, list[FieldProblem]]:
+    """The procedure the request will run, checked against the UUT's ratings and the bench kind."""
+    try:
+        ratings = catalog_procedures.ratings_of(session=session, code=uut_code)
+    except catalog_procedures.ProcedureUnavailable as exc:
+        return None, [FieldProblem("uut", exc.message)]
+    chosen, found = request_procedures.choose(
+        data.variables, ratings, test_code=test_code, standard=standard_code, bench=data.bench
+    )
+    return chosen, [FieldProblem(field, message) for field, message in found]
+
+
+def procedure_of(request: TestRequest) -> Procedure | None:
+    """The procedure the request runs (unresolved: resolve it per DoE run), or None for a request
+    stored before requests carried one. Raises ProcedureError if the stored JSON no longer parses."""
+    if not request.procedure_json:
+        return None
+    return request_procedures.parse_stored(request.procedure_json)
+
+
+def profile_points(request: TestRequest) -> list[tuple[float, float]] | None:
+    """The request's role-named ``custom_profile`` as SI, BDF-signed ``(t_s, value)`` points (A, W,
+    V; degC for ambient_temperature), for ``resolve(..., custom_profile=...)``; None without one
+    (or with the ``FMU_name/Port`` form, which drives that FMU input directly)."""
+    if not request.variables_json:
+        return None
+    profile = Variables.model_validate_json(request.variables_json).custom_profile
+    if request_procedures.profile_role(profile) is None:
+        return None
+    assert profile is not None
+    return request_procedures.si_points(profile)
 
 
 def visible_to(user: User, request: TestRequest) -> bool:

@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from fastlims import __version__
 from fastlims.benches.routes import router as results_router
 from fastlims.catalog.routes import router as catalog_router
+from fastlims.catalog.routes import schemas_router as catalog_schemas_router
 from fastlims.intake.routes import router as intake_router
 from fastlims.messaging.routes import router as messaging_router
 from fastlims.requests.routes import router as requests_router
@@ -54,6 +55,7 @@ def create_app(system: System) -> FastAPI:
         return RedirectResponse(f"/login?next={exc.next_path}", status_code=303)
 
     app.include_router(catalog_router)
+    app.include_router(catalog_schemas_router)
     app.include_router(requests_router)
     app.include_router(users_router)
     app.include_router(messaging_router)

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from fastlims.catalog import service as catalog
+from fastlims.catalog.procedures import ProcedureUnavailable
 from fastlims.requests.service import Forbidden, NotFound, RequestInvalid
 from fastlims.requests.states import IllegalTransition
 
@@ -23,6 +24,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(catalog.NotFound)
     async def _catalog_not_found(_: Request, exc: catalog.NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(ProcedureUnavailable)
+    async def _no_procedure(_: Request, exc: ProcedureUnavailable) -> JSONResponse:
+        detail = [{"loc": list(exc.loc), "msg": exc.message, "type": "value_error"}]
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:

@@ -227,7 +227,10 @@ def submit_request(
                 errors.setdefault(*_form_error(error))
         except requests_service.RequestInvalid as exc:
             for problem in exc.problems:
-                errors.setdefault(problem.field, problem.message)
+                # Every problem of the variables (each step of a procedure) shows under the one field.
+                field, _, part = problem.field.partition(".")
+                message = f"{part}: {problem.message}" if part else problem.message
+                errors[field] = f"{errors[field]}; {message}" if field in errors else message
     if errors or request_obj is None:
         names = catalog.applicable_test_names(
             session=session, uut=uut or None, use_case=use_case or None, standard=standard or None
@@ -283,12 +286,25 @@ def request_detail(
             "status": Status(item.status),
             "lifecycle": LIFECYCLE,
             "variables_json": json.dumps(variables, indent=2) if variables else None,
+            "procedure_text": _procedure_text(item),
             "cancellable": Status(item.status) in CANCELLABLE,
             "live": Status(item.status) not in TERMINAL,
             "runs": _runs_of(session, item),
             "gantt": _gantt_of(intake, item),
         },
     )
+
+
+def _procedure_text(item: Any) -> str | None:
+    """The request's procedure in the text form (what it will run), or None without one."""
+    from fastlims.procedures.model import ProcedureError
+    from fastlims.procedures.text import format_text
+
+    try:
+        procedure = requests_service.procedure_of(item)
+    except ProcedureError:
+        return None
+    return format_text(procedure) if procedure is not None else None
 
 
 def _runs_of(session: DbSession, item: Any) -> list[Any]:

@@ -75,16 +75,20 @@ def _requester(system: System, username: str) -> Actor:
         return Actor(username, users.create_token(session=session, username=username))
 
 
-def new_request(system: System, status: Status = Status.ModelRequested, username: str = "rita") -> WaitingRequest:
-    """A stored request, moved to ``status`` along the lifecycle."""
+def new_request(
+    system: System,
+    status: Status = Status.ModelRequested,
+    username: str = "rita",
+    variables: dict[str, Any] | None = None,
+) -> WaitingRequest:
+    """A stored request (with ``variables``: its procedure), moved to ``status`` along the lifecycle."""
     actor = _requester(system, username)
     combination = applicable(system)
     with system.database.transaction() as session:
         user = users.get_by_username(session=session, username=username)
         assert user is not None
-        request = requests.create(
-            session=session, data=TestRequestCreate(**combination.body()), requester=user, zone=system.zone
-        )
+        body = combination.body(variables=variables) if variables is not None else combination.body()
+        request = requests.create(session=session, data=TestRequestCreate(**body), requester=user, zone=system.zone)
         if status in (Status.Cancelled, Status.Failed):
             requests.change_status(session=session, request=request, target=status, actor="test", reason="test")
         for step in (Status.ModelRequested, Status.ModelReady, Status.DoeComplete):

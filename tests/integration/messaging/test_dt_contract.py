@@ -26,7 +26,7 @@ SEED_FIELDS = {
     "status",
 }
 VARIABLES = {
-    "test_procedures": ["CC discharge"],
+    "test_procedures": ["Follow current profile from custom_profile"],
     "custom_profile": {
         "Name": "current",
         "type": "input",

@@ -19,6 +19,7 @@ from fastlims.bootstrap import System
 from fastlims.catalog.models import TestName
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging.models import OutboxMessage
+from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.pipeline import durable
 from fastlims.pipeline.models import ScheduledRun
 from fastlims.requests import service as requests
@@ -32,17 +33,9 @@ from tests.catalog_helpers import applicable
 
 T = TypeVar("T")
 
-INTERCONNECTION = {
-    "FMU_signal_connections": [{"InSignalReference": "battery_cell/I", "OutSignalReference": "cycler/current"}],
-    "UUT_ports": {
-        "current": "cycler/current_setpoint",
-        "voltage": "battery_cell/V",
-        "temperature": "battery_cell/T",
-        "soc": "battery_cell/SOC",
-        "ambient_temperature": "battery_cell/T_ambient_K",
-    },
-    "current_sign": "discharge_positive",
-}
+# The reference Digital Twin's set: the cycler's current drives the cell, and the UUT port roles a
+# request's procedure needs (current, voltage, temperature, soc, ambient_temperature) are declared.
+INTERCONNECTION = reference_interconnection("battery_cell", "cycler")
 ROUND_THE_CLOCK = {"weekly_hours": [[["00:00", "00:00"]]] * 7}
 
 

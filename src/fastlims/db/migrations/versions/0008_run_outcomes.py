@@ -1,8 +1,8 @@
 """pipeline runs: what each run ran and how it ended (procedure, values, end cause, outcomes) and
 the FMU set's measured speed, which books the next virtual runs
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-03
 
 ``ProcedureKey`` is the run's resolved procedure in storage and ``ValuesJson`` the values of the
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

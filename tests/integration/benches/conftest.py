@@ -101,7 +101,7 @@ class Bench:
         runs: int = 1,
         parameters: dict[str, Any] | None = None,
         delay_s: float = 0.0,
-        procedure: str = "Discharge at 1C for 10 minutes",
+        procedure: str | None = "Discharge at 1C for 10 minutes",
         **order_extra: Any,
     ) -> tuple[str, list[str]]:
         """A request at ScheduleReady with ``runs`` runs on virtual-1.. queued, each running
@@ -117,12 +117,13 @@ class Bench:
         storage.put(keys["battery_cell"], self.fmus[cell])
         storage.put(keys["cycler"], self.fmus["cycler"])
         storage.put(keys["ic"], json.dumps(INTERCONNECTION).encode())
-        parsed = load(procedure)
-        resolved = resolve(parsed.procedure, CELL, lines=parsed.lines)
-        keys["procedure"] = f"{folder}/procedures/run.json"
-        storage.put(
-            keys["procedure"], RunProcedure(resolved, CELL, expected_duration_s(resolved, CELL)).to_json().encode()
-        )
+        procedure_key = None
+        if procedure is not None:  # None: a run booked without a procedure (the bench must refuse it)
+            parsed = load(procedure)
+            resolved = resolve(parsed.procedure, CELL, lines=parsed.lines)
+            procedure_key = f"{folder}/procedures/run.json"
+            run_file = RunProcedure(resolved, CELL, expected_duration_s(resolved, CELL))
+            storage.put(procedure_key, run_file.to_json().encode())
         workflow = durable.workflow_id(uuid)
         meta = {
             "simulation_folder": folder,
@@ -152,7 +153,7 @@ class Bench:
                         end_at=start + timedelta(hours=1),
                         test_start_at=start,
                         parameters_json=json.dumps(parameters or {}),
-                        procedure_key=keys["procedure"],
+                        procedure_key=procedure_key,
                         idempotency_key=durable.idempotency_key(workflow, run_id),
                         channel=Channel.queue.value,
                         state=RunState.dispatched.value,

@@ -109,6 +109,16 @@ def test_faults_fail_their_request_with_the_reason_and_the_worker_keeps_serving(
     wait_status(bench.system, after, Status.Completed, timeout_s=60)
 
 
+def test_a_run_without_a_procedure_is_refused_and_fails_its_request_saying_so(make_bench: Any) -> None:
+    bench: Bench = make_bench()
+    uuid, (run_id,) = bench.request(procedure=None)
+    wait_status(bench.system, uuid, Status.Failed, timeout_s=60)
+    assert "has no test procedure" in details(bench, uuid)["reason"]
+    assert runs_of(bench.system, uuid) == {run_id: RunState.failed.value}
+    # nothing ran: no results were written
+    assert bench.pipeline.storage.head(f"requests/{uuid}/simulation-results/{run_id}/results.parquet") is None
+
+
 def test_a_failed_request_stops_its_pending_runs(make_bench: Any) -> None:
     bench: Bench = make_bench()
     uuid, run_ids = bench.request(delay_s=2.0)

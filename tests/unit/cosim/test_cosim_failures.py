@@ -5,6 +5,7 @@ a failing callback, a cancel."""
 from __future__ import annotations
 
 import re
+import time
 
 import numpy as np
 import pytest
@@ -160,3 +161,15 @@ def test_a_subprocess_run_over_its_time_limit_is_stopped(build: BuildFmu) -> Non
     assert result.status == "failed" and result.end_cause == "timeout"
     assert result.reason.startswith("the run exceeded its wall-time limit of 2 s; cancelled at t=")
     assert 0 < result.stopped_at < 3600.0
+
+
+def test_a_subprocess_run_flooding_its_parent_with_batches_still_meets_its_time_limit(build: BuildFmu) -> None:
+    """One batch per point keeps the pipe busy all the time: the limit must be checked anyway."""
+    fmus = {"Cycler": build("cycler", "2.0", "Cycler"), "Cell": build("battery_cell", "2.0", "Cell")}
+    spec = SimulationSpec(step_size=1e-3, stop_time=3600.0, parameters=constant_current(0.1))
+    received: list[object] = []
+    started = time.perf_counter()
+    result = run_in_subprocess(fmus, CELL_TO_CYCLER, spec, received.append, batch_rows=1, timeout_s=2.0, grace_s=2.0)
+    assert result.status == "failed" and result.end_cause == "timeout", result.reason
+    assert time.perf_counter() - started < 30.0  # not the hour of simulated time at 1 ms steps
+    assert received and result.stopped_at < 3600.0

@@ -157,9 +157,11 @@ def run_in_subprocess(
                             stop_cause = ("failed", "callback", f"the metrics callback (on_batch) raised {exc!r}")
                             stop.set()
                             stop_asked_at = time.perf_counter()
-                    continue
-                outcome = (kind, payload)
-                break
+                    # no `continue`: a child sending batches without a pause must still meet its
+                    # cancel, its wall-time limit and the progress reports below
+                else:
+                    outcome = (kind, payload)
+                    break
             reached = progress.value
             if on_progress is not None and not math.isnan(reached) and reached != last_progress:
                 last_progress = reached

@@ -10,11 +10,9 @@ FMU set's measured speed, virtual ones.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -123,17 +121,3 @@ def virtual_booking_s(expected_s: float, speed: float, *, factor: float, floor_s
     if not (speed > 0 and math.isfinite(speed)):
         raise ValueError(f"speed must be a positive number of simulated seconds per second, got {speed}")
     return max(floor_s, factor * expected_s / speed)
-
-
-def summary_of(resolved: ResolvedProcedure) -> dict[str, Any]:
-    """A short description for run documents and logs."""
-    return {"name": resolved.name, "values": dict(resolved.values), "steps": len(resolved.leaves())}
-
-
-def values_of(design_values: Mapping[str, Any], names: Sequence[str]) -> dict[str, float]:
-    """The design run's values of the procedure's variables (an FMU parameter design has none)."""
-    return {name: float(design_values[name]) for name in names if name in design_values}
-
-
-def dumps(values: Mapping[str, float]) -> str:
-    return json.dumps(dict(values), sort_keys=True)

@@ -102,10 +102,12 @@ class Bench:
         parameters: dict[str, Any] | None = None,
         delay_s: float = 0.0,
         procedure: str = "Discharge at 1C for 10 minutes",
+        values: dict[str, float] | None = None,
         **order_extra: Any,
     ) -> tuple[str, list[str]]:
         """A request at ScheduleReady with ``runs`` runs on virtual-1.. queued, each running
-        ``procedure`` (text form) on a 5 Ah cell; returns its test_UUID and run ids."""
+        ``procedure`` (text form) on a 5 Ah cell, its variables at ``values`` (recorded as the
+        runs' DoE values, as the pipeline's booking does); returns its test_UUID and run ids."""
         uuid = new_request(self.system)
         folder = f"requests/{uuid}"
         storage = self.pipeline.storage
@@ -118,7 +120,7 @@ class Bench:
         storage.put(keys["cycler"], self.fmus["cycler"])
         storage.put(keys["ic"], json.dumps(INTERCONNECTION).encode())
         parsed = load(procedure)
-        resolved = resolve(parsed.procedure, CELL, lines=parsed.lines)
+        resolved = resolve(parsed.procedure, CELL, values, lines=parsed.lines)
         keys["procedure"] = f"{folder}/procedures/run.json"
         storage.put(
             keys["procedure"], RunProcedure(resolved, CELL, expected_duration_s(resolved, CELL)).to_json().encode()
@@ -152,6 +154,7 @@ class Bench:
                         end_at=start + timedelta(hours=1),
                         test_start_at=start,
                         parameters_json=json.dumps(parameters or {}),
+                        values_json=json.dumps(values) if values is not None else None,
                         procedure_key=keys["procedure"],
                         idempotency_key=durable.idempotency_key(workflow, run_id),
                         channel=Channel.queue.value,

@@ -1,24 +1,39 @@
-"""Results of virtual bench runs over HTTP: one run's full-resolution results as CSV."""
+"""A request's runs over HTTP: the list with factors and outcomes, one run with its per-step and
+per-cycle summaries, and one run's full-resolution results as CSV."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fastlims.benches import results
-from fastlims.benches.virtual import RESULTS_FILE
-from fastlims.deps import DbSession
-from fastlims.intake import layout
+from fastlims.benches.runs import service as runs
+from fastlims.benches.runs.schemas import RunDetailOut, RunOut
+from fastlims.deps import DbSession, SystemDep
 from fastlims.intake.deps import IntakeDep
 from fastlims.intake.service import Intake
-from fastlims.pipeline.models import ScheduledRun
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.users.deps import ApiUser
 
 router = APIRouter(prefix="/api/v1/test-requests", tags=["results"])
+
+
+@router.get("/{request_number}/runs", response_model=list[RunOut])
+def list_runs(request_number: str, session: DbSession, user: ApiUser, system: SystemDep) -> list[RunOut]:
+    """The request's runs: bench, booking, how each ended, its DoE factors and its outcomes."""
+    request = requests.get_for(session=session, request_number=request_number, user=user)
+    return runs.list_runs(session=session, request=request, zone=system.zone)
+
+
+@router.get("/{request_number}/runs/{run_id}", response_model=RunDetailOut)
+def read_run(
+    request_number: str, run_id: str, session: DbSession, user: ApiUser, system: SystemDep, intake: IntakeDep
+) -> RunDetailOut:
+    """One run, with its per-step and per-cycle summaries."""
+    request = requests.get_for(session=session, request_number=request_number, user=user)
+    return runs.get_run(session=session, storage=intake.storage, request=request, run_id=run_id, zone=system.zone)
 
 
 @router.get("/{request_number}/runs/{run_id}/results.csv", response_class=StreamingResponse)
@@ -32,12 +47,10 @@ def run_results_csv(
 
 def results_csv_response(session: Session, intake: Intake, request: TestRequest, run_id: str) -> StreamingResponse:
     """The CSV download for the API and the pages alike (the caller has checked visibility)."""
-    known = session.scalar(
-        select(ScheduledRun.id).where(ScheduledRun.run_id == run_id, ScheduledRun.test_uuid == request.test_uuid)
-    )
-    if known is None or not request.simulation_folder:
-        raise HTTPException(404, f"request {request.request_number} has no run {run_id!r}")
-    key = f"{request.simulation_folder}/{layout.SIMULATION_RESULTS}/{run_id}/{RESULTS_FILE}"
+    runs.run_of(session=session, request=request, run_id=run_id)  # RunNotFound: 404
+    key = runs.results_key(request, run_id)
+    if key is None:
+        raise HTTPException(404, f"run {run_id} has no results yet")
     try:
         data = intake.storage.get(key)
     except FileNotFoundError:

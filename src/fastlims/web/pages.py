@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from fastlims.benches.runs import service as runs_service
 from fastlims.catalog import service as catalog
 from fastlims.deps import DbSession, Parts, SystemDep
 from fastlims.intake.deps import IntakeDep
@@ -24,6 +25,7 @@ from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import CANCELLABLE, TERMINAL, Status
 from fastlims.timeutil import format_local
 from fastlims.users import service as users
+from fastlims.web import run_views
 from fastlims.web.deps import PageUser, check_csrf, csrf_token
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -268,7 +270,7 @@ def _form_error(error: Any) -> tuple[str, str]:
 
 @router.get("/requests/{request_number}", response_class=HTMLResponse)
 def request_detail(
-    request: Request, request_number: str, session: DbSession, user: PageUser, intake: IntakeDep
+    request: Request, request_number: str, session: DbSession, user: PageUser, intake: IntakeDep, system: SystemDep
 ) -> HTMLResponse:
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
@@ -289,7 +291,8 @@ def request_detail(
             "procedure_text": _procedure_text(item),
             "cancellable": Status(item.status) in CANCELLABLE,
             "live": Status(item.status) not in TERMINAL,
-            "runs": _runs_of(session, item),
+            "runs": runs_service.runs_of(session=session, request=item),
+            "results": run_views.results_of(session=session, intake=intake, request=item, zone=system.zone),
             "gantt": _gantt_of(intake, item),
         },
     )
@@ -305,18 +308,6 @@ def _procedure_text(item: Any) -> str | None:
     except ProcedureError:
         return None
     return format_text(procedure) if procedure is not None else None
-
-
-def _runs_of(session: DbSession, item: Any) -> list[Any]:
-    from sqlalchemy import select
-
-    from fastlims.pipeline.models import ScheduledRun
-
-    return list(
-        session.scalars(
-            select(ScheduledRun).where(ScheduledRun.test_uuid == item.test_uuid).order_by(ScheduledRun.run_id)
-        )
-    )
 
 
 def _gantt_of(intake: Intake, item: Any) -> str | None:

@@ -102,10 +102,12 @@ class Bench:
         parameters: dict[str, Any] | None = None,
         delay_s: float = 0.0,
         procedure: str | None = "Discharge at 1C for 10 minutes",
+        values: dict[str, float] | None = None,
         **order_extra: Any,
     ) -> tuple[str, list[str]]:
         """A request at ScheduleReady with ``runs`` runs on virtual-1.. queued, each running
-        ``procedure`` (text form) on a 5 Ah cell; returns its test_UUID and run ids."""
+        ``procedure`` (text form) on a 5 Ah cell, its variables at ``values`` (recorded as the
+        runs' DoE values, as the pipeline's booking does); returns its test_UUID and run ids."""
         uuid = new_request(self.system)
         folder = f"requests/{uuid}"
         storage = self.pipeline.storage
@@ -120,7 +122,7 @@ class Bench:
         procedure_key = None
         if procedure is not None:  # None: a run booked without a procedure (the bench must refuse it)
             parsed = load(procedure)
-            resolved = resolve(parsed.procedure, CELL, lines=parsed.lines)
+            resolved = resolve(parsed.procedure, CELL, values, lines=parsed.lines)
             procedure_key = f"{folder}/procedures/run.json"
             run_file = RunProcedure(resolved, CELL, expected_duration_s(resolved, CELL))
             storage.put(procedure_key, run_file.to_json().encode())
@@ -153,6 +155,7 @@ class Bench:
                         end_at=start + timedelta(hours=1),
                         test_start_at=start,
                         parameters_json=json.dumps(parameters or {}),
+                        values_json=json.dumps(values) if values is not None else None,
                         procedure_key=procedure_key,
                         idempotency_key=durable.idempotency_key(workflow, run_id),
                         channel=Channel.queue.value,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
-from fastlims.catalog import service as catalog
+from fastlims.messaging.variables import Variables
 from fastlims.requests import service as requests_service
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.system import System
 from fastlims.timeutil import utcnow
 from fastlims.users import service as users
 from fastlims.users.security import generate_password
+
+log = logging.getLogger(__name__)
 
 
 def ensure_admin(system: System) -> str | None:
@@ -21,6 +25,50 @@ def ensure_admin(system: System) -> str | None:
         password = generate_password()
         users.create(session=session, username="admin", role="admin", password=password, display_name="Administrator")
         return password
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    """One sample request: what it asks for and what a battery engineer reads in its results."""
+
+    uut: str
+    use_case: str
+    standard: str
+    test_name: str
+    shows: str
+    procedure: tuple[str, ...] = ()  # the requester's own procedure (text lines); empty: the default
+
+
+# Each runs the test's procedure in closed loop on the models the reference Digital Twin chooses
+# for its UUT (peers/model_registry.py), and simulates in about a second.
+DEMO_REQUESTS: tuple[DemoRequest, ...] = (
+    DemoRequest(
+        "Gen3b - Cell", "Automotive", "IEC62660", "PERF-CAPACITY-RT",
+        "IEC 62660-1 capacity: CC-CV charge (the CV current tapers to C/20), discharge to 2.5 V; the DoE runs it "
+        "at C/3 and 1C: the capacity of the 5 Ah model, a little less at 1C",
+    ),
+    DemoRequest(
+        "Gen4 - Cell", "Automotive", "IEC62660", "PERF-POWER-IR",
+        "power and internal resistance: 10 s discharge and charge pulses at 80, 50 and 20 % SOC; the DCIR is the "
+        "10 Ah model's R0 (7.5 mOhm); the DoE runs it at 0 and 40 degC",
+    ),
+    DemoRequest(
+        "Gen3b - Module", "Automotive", "ISO12405.4", "PERF-CAPACITY-RT",
+        "a 12s4p module (30-50.4 V, 20 Ah): the same capacity test on a module model, at C/3 and 1C",
+    ),
+    DemoRequest(
+        "Gen3b - Cell", "Automotive", "IEC62660", "PERF-ENERGY-EFF",
+        "the requester's own procedure charges for a fixed hour with no voltage cut-off: the run trips the "
+        "UUT's maximum-voltage safety limit and the request fails saying so (limit, value, test time)",
+        procedure=(
+            "# name: quick round trip (hand-written: the charge has no voltage cut-off)",
+            "Set ambient to 25 degC and rest for 10 minutes",
+            "Charge at 1C for 1 hour",
+            "Rest for 10 minutes",
+            "Discharge at 1C until 2.5 V",
+        ),
+    ),
+)  # fmt: skip
 
 
 def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], password: str) -> None:
@@ -37,38 +85,31 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
                 )
         requester = users.get_by_username(session=session, username=accounts[0][0])
         assert requester is not None
-        if requests_service.counts_by_status(session=session) and sum(
-            requests_service.counts_by_status(session=session).values()
-        ):
+        if sum(requests_service.counts_by_status(session=session).values()):
             return
-        samples = 0
-        for uut in catalog.get_uuts(session=session):
-            for use_case in catalog.get_use_cases(session=session):
-                for standard in catalog.get_standards(session=session):
-                    names = catalog.applicable_test_names(
-                        session=session, uut=uut.code, use_case=use_case.name, standard=standard.code
-                    )
-                    # Virtual benches run around the clock in the demo; physical ones need a lab's registry.
-                    names = [n for n in names if n.bench_kind.allows("Virtual")]
-                    if not names or samples >= 6:
-                        continue
-                    test = names[samples % len(names)]
-                    bench = "Virtual"
-                    requests_service.create(
-                        session=session,
-                        data=TestRequestCreate(
-                            uut=uut.code,
-                            use_case=use_case.name,
-                            standard=standard.code,
-                            test_name=test.code,
-                            # As soon as possible: the demo shows the loop run through to Completed.
-                            preferred_date=utcnow() + timedelta(seconds=5),
-                            bench=bench,
-                        ),
-                        requester=requester,
-                        zone=system.zone,
-                    )
-                    samples += 1
+    for sample in DEMO_REQUESTS:
+        # One transaction each: a sample the catalog no longer allows (an edited catalog) is skipped, named.
+        try:
+            with system.database.transaction() as session:
+                requester = users.get_by_username(session=session, username=accounts[0][0])
+                assert requester is not None
+                requests_service.create(
+                    session=session,
+                    data=TestRequestCreate(
+                        uut=sample.uut,
+                        use_case=sample.use_case,
+                        standard=sample.standard,
+                        test_name=sample.test_name,
+                        # As soon as possible: the demo shows the loop run through to its end.
+                        preferred_date=utcnow() + timedelta(seconds=5),
+                        bench="Virtual",
+                        variables=Variables(test_procedures=list(sample.procedure)) if sample.procedure else None,
+                    ),
+                    requester=requester,
+                    zone=system.zone,
+                )
+        except requests_service.RequestInvalid as exc:
+            log.warning("demo request skipped: %s %s: %s", sample.uut, sample.test_name, exc)
 
 
 def enable_reference_digital_twin(system: System) -> str:

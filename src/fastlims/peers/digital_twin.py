@@ -2,8 +2,12 @@
 
 It speaks the same contract a real DT partner does, through the same doors: an MQTT identity with
 the partner ACL (subscribe to requests, answer with acks) and an SFTP account with key
-authentication (upload the FMUs and ``inter_connection.json`` into its pool folder). Its "model
-registry" is the reference FMUs: an equivalent-circuit cell wired to a cycler.
+authentication (upload the FMUs and ``inter_connection.json`` into its pool folder). Its model
+registry (:mod:`.model_registry`) is the reference FMUs, an equivalent-circuit battery wired to a
+cycler, with parameters chosen for the request's UUT from its ``UUT_ratings``: capacity,
+series/parallel counts, voltage window, pulse current. The FMUs are built with those start values
+(cached by content, so a UUT's set is compiled once), and ``inter_connection.json`` and the log say
+what was chosen. A UUT the model cannot represent is refused in the ack, with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncssh
 from fastlims.messaging.client import BrokerAddress, MqttClient
 from fastlims.messaging.schemas import AckMessage, RequestMessage
 from fastlims.peers.fmus import build_fmu
+from fastlims.peers.model_registry import ModelChoice, ModelUnavailable, choose
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +34,20 @@ log = logging.getLogger(__name__)
 MODELS = {"Cell": "battery_cell", "Cycler": "cycler"}
 
 
-def interconnection(cell: str = "Cell", cycler: str = "Cycler") -> dict[str, Any]:
+def interconnection(cell: str = "Cell", cycler: str = "Cycler", choice: ModelChoice | None = None) -> dict[str, Any]:
     """The reference set's ``inter_connection.json`` for FMUs named ``cell`` and ``cycler``.
 
     A procedure drives the cycler's ``current_setpoint`` input (the cycler's default mode follows
     it) and the cycler passes that current to the cell; voltage, temperature and SOC are the
     cell's outputs; the ambient temperature is the cell's tunable parameter ``T_ambient_K``. Both
-    FMUs count current positive on discharge.
+    FMUs count current positive on discharge. With a ``choice`` it also says, in members the LIMS
+    keeps but does not read (``description``, ``model_parameters``), which parameters were chosen.
     """
+    extra: dict[str, Any] = {}
+    if choice is not None:
+        extra = {"description": f"reference Digital Twin: {choice.basis}", "model_parameters": choice.as_record()}
     return {
+        **extra,
         "FMU_signal_connections": [{"InSignalReference": f"{cell}/I", "OutSignalReference": f"{cycler}/current"}],
         "UUT_ports": {
             "current": f"{cycler}/current_setpoint",
@@ -134,18 +144,38 @@ class ReferenceDigitalTwin:
         if request.message_id in self._seen:
             return  # a re-sent request: the upload is already on its way
         self._seen.add(request.message_id)
+        topic = f"{self.prefix}/requests/{request.test_UUID}/ack"
+        try:
+            choice = choose(request.UUT_ratings)
+        except ModelUnavailable as exc:
+            refusal = AckMessage(
+                message_id=f"ack-{request.message_id}", test_UUID=request.test_UUID, accepted=False, reason=str(exc)
+            )
+            await self.client.publish(topic, refusal.model_dump_json(), qos=1)
+            log.warning("reference DT refused a request", extra={"test_UUID": request.test_UUID, "reason": str(exc)})
+            return
         ack = AckMessage(message_id=f"ack-{request.message_id}", test_UUID=request.test_UUID, accepted=True)
-        await self.client.publish(f"{self.prefix}/requests/{request.test_UUID}/ack", ack.model_dump_json(), qos=1)
+        await self.client.publish(topic, ack.model_dump_json(), qos=1)
+        log.info(
+            "reference DT chose the model parameters: %s",
+            choice.basis,
+            extra={"test_UUID": request.test_UUID, "uut": choice.uut, "start_values": choice.start_values},
+        )
         with tempfile.TemporaryDirectory(prefix="reference-dt-") as scratch:
-            files = await asyncio.to_thread(self._prepare, Path(scratch))
+            files = await asyncio.to_thread(self._prepare, Path(scratch), choice)
             await self._upload(request.test_UUID, files)
         self.handled.append(request.test_UUID)
         log.info("reference DT uploaded models", extra={"test_UUID": request.test_UUID})
 
-    def _prepare(self, scratch: Path) -> list[Path]:
-        files = [build_fmu(model, self.fmu_version, scratch, name=name) for name, model in MODELS.items()]
+    def _prepare(self, scratch: Path, choice: ModelChoice) -> list[Path]:
+        """The FMU set with the chosen start values (each build cached by content) and its
+        interconnection."""
+        files = [
+            build_fmu(model, self.fmu_version, scratch, name=name, start_values=choice.start_values.get(name))
+            for name, model in MODELS.items()
+        ]
         interconnection_file = scratch / "inter_connection.json"
-        interconnection_file.write_text(json.dumps(interconnection(), indent=2))
+        interconnection_file.write_text(json.dumps(interconnection(choice=choice), indent=2))
         return [*files, interconnection_file]
 
     async def _upload(self, test_uuid: str, files: list[Path]) -> None:

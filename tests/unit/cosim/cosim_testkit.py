@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,12 +91,42 @@ def lfp_system(build: BuildFmu, fmi_version: str, *, cell: str = "lfp_cell") -> 
 
 
 def cell_system(
-    build: BuildFmu, fmi_version: str, *, cell: str = "battery_cell", cycler: str = "cycler"
+    build: BuildFmu,
+    fmi_version: str,
+    *,
+    cell: str = "battery_cell",
+    cycler: str = "cycler",
+    start_values: Mapping[str, Mapping[str, float]] | None = None,
 ) -> CosimSystem:
-    """Cycler.current -> Cell.I, the two-FMU system of the issue."""
-    return load_system(
-        [build(cycler, fmi_version, "Cycler"), build(cell, fmi_version, "Cell")],
-        CELL_TO_CYCLER,
+    """Cycler.current -> Cell.I, the two-FMU system of the issue; ``start_values`` by FMU name
+    (``{"Cell": {...}, "Cycler": {...}}``) as the reference Digital Twin chooses them for a UUT."""
+    chosen = start_values or {}
+    fmus = [
+        build(cycler, fmi_version, "Cycler", chosen.get("Cycler")),
+        build(cell, fmi_version, "Cell", chosen.get("Cell")),
+    ]
+    return load_system(fmus, CELL_TO_CYCLER)
+
+
+def battery_cell_model(start: Mapping[str, float]) -> CellModel:
+    """What a test expects of the battery_cell FMU built with the start values ``start`` (its model
+    description's; the defaults for the others): ``series_cells`` times the independent copy of the
+    OCV table above, stretched onto the cell's OCV window; its capacity, R0 and RC branches."""
+    defaults = {
+        "capacity_Ah": CAPACITY_AH, "R0_ohm": R0, "R1_ohm": R1, "C1_F": C1, "R2_ohm": R2, "C2_F": C2,
+        "heat_capacity_J_per_K": HEAT_CAPACITY_J_PER_K, "thermal_resistance_K_per_W": THERMAL_RESISTANCE_K_PER_W,
+        "series_cells": 1.0, "cell_OCV_min_V": OCV_V[0], "cell_OCV_max_V": OCV_V[-1],
+    }  # fmt: skip
+    p = {**defaults, **start}
+    window = (OCV_V - OCV_V[0]) / (OCV_V[-1] - OCV_V[0])
+    cell_ocv = p["cell_OCV_min_V"] + window * (p["cell_OCV_max_V"] - p["cell_OCV_min_V"])
+    return CellModel(
+        p["capacity_Ah"],
+        p["R0_ohm"],
+        ((p["R1_ohm"], p["R1_ohm"] * p["C1_F"]), (p["R2_ohm"], p["R2_ohm"] * p["C2_F"])),
+        OCV_SOC,
+        p["series_cells"] * cell_ocv,
+        p["heat_capacity_J_per_K"] * p["thermal_resistance_K_per_W"],
     )
 
 

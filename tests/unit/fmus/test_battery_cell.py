@@ -33,6 +33,7 @@ def cell(fmu: FmuPath, fmi_version: str) -> Cosim:
 def test_the_defaults_describe_a_5_Ah_nmc_cell_at_room_temperature(fmu: FmuPath, fmi_version: str) -> None:
     with cell(fmu, fmi_version).initialize() as c:
         assert c.get("capacity_Ah", "R0_ohm", "R1_ohm", "C1_F", "R2_ohm", "C2_F") == [CAPACITY_AH, R0, R1, C1, R2, C2]
+        assert c.get("series_cells", "cell_OCV_min_V", "cell_OCV_max_V") == [1.0, 2.5, 4.2]  # one cell, the table
         assert c.get("SOC", "T", "OCV", "V", "P", "heat_W") == [1.0, ROOM_K, 4.2, 4.2, 0.0, 0.0]
 
 
@@ -185,6 +186,44 @@ def test_every_meaningless_parameter_is_reported_at_the_end_of_initialization(fm
             "cell: capacity_Ah must be > 0, got 0",
             "cell: C1_F must be > 0 when R1_ohm > 0, got 0",
             "cell: SOC0 must be in [0, 1], got 1.5",
+        ]
+
+
+def test_series_cells_multiply_the_cell_ocv_and_the_other_parameters_stay_the_whole_batterys(
+    fmu: FmuPath, fmi_version: str
+) -> None:
+    """A 12s4p module of the 5 Ah cell: 20 Ah, R0 = 15 mOhm x 12 / 4; its OCV is 12 cells' and a
+    current step drops the terminal voltage by I x R0 (the whole battery's R0, not per cell)."""
+    r0 = R0 * 12 / 4
+    with cell(fmu, fmi_version).initialize(series_cells=12, capacity_Ah=20.0, R0_ohm=r0, SOC0=0.8) as c:
+        assert c.get("OCV", "V") == [pytest.approx(12 * ocv_reference(0.8), abs=1e-12)] * 2
+        c.set(I=20.0)
+        assert c.value("V") == pytest.approx(12 * ocv_reference(0.8) - 20.0 * r0, abs=1e-12)
+        c.run(1800.0, 5.0)
+        assert c.value("SOC") == pytest.approx(0.8 - 20.0 * 1800.0 / 3600.0 / 20.0, abs=1e-9)
+        assert c.value("OCV") == pytest.approx(12 * ocv_reference(0.3), abs=1e-9)  # SOC after 360 sub-steps
+
+
+@pytest.mark.parametrize("soc", [0.0, 0.025, 0.5, 0.93, 1.0])
+def test_the_cell_ocv_window_stretches_the_table_linearly(fmu: FmuPath, fmi_version: str, soc: float) -> None:
+    """A cell with a 3.0..4.3 V window (Gen4): the table's shape, its ends moved."""
+    expected = 3.0 + (ocv_reference(soc) - 2.5) * (4.3 - 3.0) / (4.2 - 2.5)
+    with cell(fmu, fmi_version).initialize(cell_OCV_min_V=3.0, cell_OCV_max_V=4.3, SOC0=soc, series_cells=2) as c:
+        assert c.value("OCV") == pytest.approx(2 * expected, abs=1e-12)
+    if soc in (0.0, 1.0):
+        assert expected == pytest.approx(3.0 if soc == 0.0 else 4.3, abs=1e-15)
+
+
+def test_a_meaningless_series_count_or_ocv_window_is_reported(fmu: FmuPath, fmi_version: str) -> None:
+    with cell(fmu, fmi_version) as c:
+        c.instantiate()
+        c.enter_initialization()
+        c.set(series_cells=2.5, cell_OCV_min_V=4.3, cell_OCV_max_V=3.0)
+        with pytest.raises(FMICallException):
+            c.exit_initialization()
+        assert c.errors() == [
+            "cell: series_cells must be a whole number >= 1, got 2.5",
+            "cell: cell_OCV_min_V must be > 0 and below cell_OCV_max_V, got 4.3 and 3",
         ]
 
 

@@ -32,6 +32,9 @@ BATTERY_CELL = [
     ("heat_capacity_J_per_K", "parameter", "fixed", "J/K", 10),
     ("thermal_resistance_K_per_W", "parameter", "fixed", "K/W", 11),
     ("internal_step_s", "parameter", "fixed", "s", 12),
+    ("series_cells", "parameter", "fixed", "1", 13),
+    ("cell_OCV_min_V", "parameter", "fixed", "V", 14),
+    ("cell_OCV_max_V", "parameter", "fixed", "V", 15),
     ("I", "input", "continuous", "A", 20),
     ("V", "output", "continuous", "V", 30),
     ("SOC", "output", "continuous", "1", 31),
@@ -275,6 +278,63 @@ def test_the_default_cache_is_taken_from_the_environment(tmp_path: Path, monkeyp
     monkeypatch.setenv("FASTLIMS_FMU_CACHE", str(tmp_path / "env-cache"))
     build_fmu("cycler", "3.0", tmp_path / "out")
     assert len(list((tmp_path / "env-cache").glob("cycler-fmi3-*.fmu"))) == 1
+
+
+@pytest.mark.parametrize("fmi_version", FMI_VERSIONS)
+def test_start_values_go_into_the_description_and_the_binary_alike(
+    built_fmus: BuiltFmus, fmu_cache: Path, tmp_path: Path, fmi_version: str
+) -> None:
+    """A Digital Twin's choice of parameters: the description's start attributes say it, the binary
+    starts from it (before any set), FMPy finds the FMU valid, and the plain build is untouched."""
+    chosen = {"capacity_Ah": 20.0, "R0_ohm": 0.045, "series_cells": 12.0, "SOC0": 0.5, "cell_OCV_max_V": 4.3}
+    path = build_fmu("battery_cell", fmi_version, tmp_path, name="Module", cache_dir=fmu_cache, start_values=chosen)
+    assert validate_fmu(str(path)) == []
+    description = fmpy.read_model_description(str(path))
+    starts = {v.name: float(v.start) for v in description.modelVariables if v.causality == "parameter"}
+    assert {name: starts[name] for name in chosen} == chosen
+    assert starts["R1_ohm"] == 0.010 and starts["cell_OCV_min_V"] == 2.5  # the others keep the template's
+    with Cosim(path) as cosim:
+        cosim.instantiate()
+        assert cosim.get(*chosen) == list(chosen.values())
+        cosim.enter_initialization()
+        cosim.exit_initialization()
+        # 12 cells at SOC 0.5 on the table stretched to 2.5..4.3 V: 12 x (2.5 + (3.72 - 2.5) x 1.8 / 1.7)
+        assert cosim.value("OCV") == pytest.approx(12 * (2.5 + 1.22 * 1.8 / 1.7), abs=1e-12)
+    assert description.guid != fmpy.read_model_description(str(built_fmus[("battery_cell", fmi_version)])).guid
+    cycler = build_fmu("cycler", fmi_version, tmp_path, cache_dir=fmu_cache, start_values={"mode": 1, "current_A": 2.5})
+    with Cosim(cycler).initialize() as cosim:
+        assert cosim.get("mode", "current") == [1, 2.5]
+
+
+def test_start_values_are_part_of_the_cache_key(fmu_cache: Path, tmp_path: Path) -> None:
+    first = build_fmu("battery_cell", "3.0", tmp_path / "a", cache_dir=fmu_cache, start_values={"capacity_Ah": 10.0})
+    again = build_fmu("battery_cell", "3.0", tmp_path / "b", cache_dir=fmu_cache, start_values={"capacity_Ah": 10.0})
+    other = build_fmu("battery_cell", "3.0", tmp_path / "c", cache_dir=fmu_cache, start_values={"capacity_Ah": 20.0})
+    assert first.read_bytes() == again.read_bytes()
+    assert other.read_bytes() != first.read_bytes()
+    assert fmpy.read_model_description(str(other)).guid != fmpy.read_model_description(str(first)).guid
+
+
+@pytest.mark.parametrize(
+    ("start_values", "message"),
+    [
+        ({"capacity": 1.0}, r"'capacity': battery_cell has no such variable; did you mean capacity_Ah\?"),
+        ({"V": 3.0}, r"start value for 'V': only parameters take a start value at build time, it is 'output'"),
+        ({"SOC0": 1.5}, r"start value for 'SOC0' is 1\.5, outside its declared range 0\.\.1"),
+        ({"R0_ohm": float("nan")}, r"start value for 'R0_ohm' must be a finite number, got nan"),
+        ({"T0_K": "300"}, r"start value for 'T0_K' must be a finite number, got '300'"),
+        ({"series_cells": 0.0, "SOC0": -1.0}, r"'SOC0' is -1\.0, outside .*; start value for 'series_cells' is 0\.0"),
+    ],
+)
+def test_bad_start_values_are_refused_naming_each(tmp_path: Path, start_values: dict[str, float], message: str) -> None:
+    with pytest.raises(FmuBuildError, match=message):
+        build_fmu("battery_cell", "2.0", tmp_path, cache_dir=tmp_path, start_values=start_values)
+    assert not list(tmp_path.glob("*.fmu"))  # nothing half-written
+
+
+def test_an_enumeration_start_value_must_be_whole(tmp_path: Path) -> None:
+    with pytest.raises(FmuBuildError, match=r"start value for 'mode' must be a whole number \(an Enumeration\)"):
+        build_fmu("cycler", "3.0", tmp_path, cache_dir=tmp_path, start_values={"mode": 1.5})
 
 
 @pytest.mark.parametrize(

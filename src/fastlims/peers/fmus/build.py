@@ -6,16 +6,23 @@ FMI version (``fmi2_adapter.c`` / ``fmi3_adapter.c``). The fault variants ``<mod
 ``<model>_error`` and ``<model>_nan`` are the same sources, ``instance.c`` compiled with a
 ``FAULT_*`` define, and one more parameter, ``fault_time_s``.
 
+``start_values`` give parameters other start values than the template's (a Digital Twin choosing
+a model's parameters for a unit under test): they are written into the model description's
+``start`` attributes and compiled into the binary's generated ``token.c``, which ``instance.c``
+applies over the model's own start values, so both agree as FMI requires.
+
 Builds are cached under a hash of everything that goes into them (sources, templates, FMI
-headers, compiler, flags, this file): each object file once (``objects/``), each finished
-``.fmu`` once. A cached build is a file copy; a new model or variant only compiles what it
+headers, compiler, flags, start values, this file): each object file once (``objects/``), each
+finished ``.fmu`` once. A cached build is a file copy; a new model or variant only compiles what it
 does not share (the token and the link take ~0.1 s).
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import math
 import os
 import shutil
 import subprocess
@@ -23,7 +30,8 @@ import tempfile
 import uuid
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import fmpy
@@ -80,14 +88,18 @@ def build_fmu(
     *,
     name: str | None = None,
     cache_dir: Path | None = None,
+    start_values: Mapping[str, float] | None = None,
 ) -> Path:
     """Build ``model`` as an FMI ``fmi_version`` ("2.0" or "3.0") co-simulation FMU for this platform.
 
     Writes ``out_dir/<name>.fmu`` (default name ``<model>_fmi2`` / ``<model>_fmi3``) and
     returns its absolute path. The model identifier (the shared library's name) is ``model``.
+    ``start_values`` maps parameter names to the values the FMU starts from instead of the
+    template's, e.g. ``{"capacity_Ah": 20.0, "series_cells": 12}`` (each within the parameter's
+    declared min/max; an Enumeration's a whole number).
     Compiled objects and FMUs are cached in ``cache_dir`` (default :func:`default_cache_dir`);
     every write is atomic, so parallel builds (threads or processes) are safe.
-    Raises :class:`FmuBuildError` naming what is wrong.
+    Raises :class:`FmuBuildError` naming what is wrong (every bad start value at once).
     """
     base, fault = _parse_model(model)
     if fmi_version not in FMI_VERSIONS:
@@ -106,11 +118,13 @@ def build_fmu(
     instance_source = SOURCE_DIR / "instance.c"
     every_input = [template, adapter, model_source, instance_source, *local_headers, *fmi_headers]
     _require_files(every_input)
+    starts = _checked_start_values(template, fmi_version, start_values or {})
 
     digest = _digest(
-        [model, str(fault), fmi_version, _platform(fmi_version), *_compiler(), *_CFLAGS],
+        [model, str(fault), fmi_version, _platform(fmi_version), *_compiler(), *_CFLAGS,
+         *(f"{start.name}={start.value!r}" for start in starts)],
         [*every_input, Path(__file__)],
-    )
+    )  # fmt: skip
     cached = cache / f"{model}-fmi{major}-{digest[:20]}.fmu"
     if not cached.is_file():
         objects = [
@@ -120,8 +134,8 @@ def build_fmu(
         ]
         token = "{" + str(uuid.UUID(hex=digest[:32])) + "}"
         with tempfile.TemporaryDirectory(prefix="fastlims-fmu-") as work:
-            library = _link(Path(work), model, token, objects)
-            description = _model_description(template, model, fault, fmi_version, token)
+            library = _link(Path(work), model, token, objects, starts)
+            description = _model_description(template, model, fault, fmi_version, token, starts)
             _write_atomically(cached, _package(description, library, fmi_version))
 
     out = Path(out_dir).absolute()
@@ -129,6 +143,67 @@ def build_fmu(
     target = out / file_name
     _write_atomically(target, cached.read_bytes())
     return target
+
+
+@dataclass(frozen=True)
+class _Start:
+    """One start value chosen at build time: the variable's name, value reference and value."""
+
+    name: str
+    vr: int
+    value: float
+
+
+def _template_variables(root: ET.Element, fmi_version: str) -> dict[str, tuple[ET.Element, ET.Element]]:
+    """name -> (the variable's element, the element holding its type attributes) of a template."""
+    variables = root.find("ModelVariables")
+    found: dict[str, tuple[ET.Element, ET.Element]] = {}
+    for element in variables if variables is not None else []:
+        if fmi_version == "2.0":
+            typed = next(iter(element), None)
+            if typed is not None:
+                found[element.get("name", "")] = (element, typed)
+        else:
+            found[element.get("name", "")] = (element, element)
+    return found
+
+
+def _checked_start_values(template: Path, fmi_version: str, values: Mapping[str, float]) -> list[_Start]:
+    """The requested start values, checked against the template's declarations (sorted by name)."""
+    if not values:
+        return []
+    root = ET.parse(template).getroot()  # noqa: S314 - our own template from the package
+    declared = _template_variables(root, fmi_version)
+    problems: list[str] = []
+    starts: list[_Start] = []
+    for name, value in sorted(values.items()):
+        found = declared.get(name)
+        if found is None:
+            parameters = sorted(n for n, (e, _) in declared.items() if e.get("causality") == "parameter")
+            close = difflib.get_close_matches(name, parameters, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"parameters: {', '.join(parameters)}"
+            problems.append(f"start value for {name!r}: {template.stem.split('.')[0]} has no such variable; {hint}")
+            continue
+        element, typed = found
+        if element.get("causality") != "parameter":
+            problems.append(f"start value for {name!r}: only parameters take a start value at build time, "
+                            f"it is {element.get('causality')!r}")  # fmt: skip
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            problems.append(f"start value for {name!r} must be a finite number, got {value!r}")
+            continue
+        kind = typed.tag if fmi_version == "2.0" else element.tag
+        if kind == "Enumeration" and value != int(value):
+            problems.append(f"start value for {name!r} must be a whole number (an Enumeration), got {value!r}")
+            continue
+        low, high = typed.get("min"), typed.get("max")
+        if low is not None and value < float(low) or high is not None and value > float(high):
+            problems.append(f"start value for {name!r} is {value!r}, outside its declared range {low}..{high}")
+            continue
+        starts.append(_Start(name, int(element.get("valueReference", "0")), float(value)))
+    if problems:
+        raise FmuBuildError("; ".join(problems))
+    return starts
 
 
 def _base_models() -> list[str]:
@@ -213,23 +288,36 @@ def _object(source: Path, headers: list[Path], defines: list[str], cache: Path) 
     return target
 
 
-def _link(work: Path, model: str, token: str, objects: list[Path]) -> Path:
+def _link(work: Path, model: str, token: str, objects: list[Path], starts: list[_Start]) -> Path:
     token_source = work / "token.c"
+    # Hexadecimal floating literals: the binary starts from exactly the doubles of the description.
+    table = ", ".join(f"{{{start.vr}u, {start.value.hex()}}} /* {start.name} */" for start in starts) or "{0u, 0.0}"
+    hidden = '__attribute__((visibility("hidden")))'
     token_source.write_text(
-        "/* Generated by fastlims.peers.fmus: the token written into this build's model description. */\n"
-        f'__attribute__((visibility("hidden"))) const char FMU_INSTANTIATION_TOKEN[] = "{token}";\n'
+        "/* Generated by fastlims.peers.fmus: the token written into this build's model description,\n"
+        " * and the start values chosen at build time (instance.h). */\n"
+        '#include "instance.h"\n'
+        f'{hidden} const char FMU_INSTANTIATION_TOKEN[] = "{token}";\n'
+        f"{hidden} const BuiltStartValue FMU_START_VALUES[] = {{{table}}};\n"
+        f"{hidden} const size_t FMU_START_VALUE_COUNT = {len(starts)};\n"
     )
     library = work / f"{model}{fmpy.sharedLibraryExtension}"
     _run_gcc(
-        [*_CFLAGS, "-shared", str(token_source), *map(str, objects), "-o", str(library), "-lm"],
+        [*_CFLAGS, f"-I{SOURCE_DIR}", "-shared", str(token_source), *map(str, objects), "-o", str(library), "-lm"],
         f"link the {model} FMU",
     )
     return library
 
 
-def _model_description(template: Path, model: str, fault: str | None, fmi_version: str, token: str) -> bytes:
+def _model_description(
+    template: Path, model: str, fault: str | None, fmi_version: str, token: str, starts: list[_Start]
+) -> bytes:
     tree = ET.parse(template)  # noqa: S314 - our own template from the package, not untrusted input
     root = tree.getroot()
+    declared = _template_variables(root, fmi_version)
+    for start in starts:
+        _, typed = declared[start.name]
+        typed.set("start", repr(int(start.value)) if typed.tag == "Enumeration" else repr(start.value))
     root.set("guid" if fmi_version == "2.0" else "instantiationToken", token)
     root.set("modelName", model)
     co_simulation = root.find("CoSimulation")

@@ -1,13 +1,25 @@
 /*
- * Equivalent-circuit battery cell: an OCV(SOC) source, a series resistance R0 and two RC
- * branches (R1||C1, R2||C2; R2 = 0 gives the 1RC model), with a lumped thermal model.
+ * Equivalent-circuit battery: an OCV(SOC) source, a series resistance R0 and two RC branches
+ * (R1||C1, R2||C2; R2 = 0 gives the 1RC model), with a lumped thermal model. By default one cell;
+ * series_cells > 1 makes it a module or pack of identical cells (below).
  *
- *   I > 0 discharges the cell (current flows out of the positive terminal).
+ *   I > 0 discharges the battery (current flows out of the positive terminal).
  *   dSOC/dt  = -I / (3600 * capacity_Ah)
  *   dv_k/dt  = -v_k / (R_k C_k) + I / C_k            (k = 1, 2)
- *   V        = OCV(SOC) - I R0 - v_1 - v_2
+ *   OCV      = series_cells * OCV_cell(SOC)
+ *   V        = OCV - I R0 - v_1 - v_2
  *   Q        = I^2 R0 + v_1^2 / R1 + v_2^2 / R2      (Joule heat, W)
  *   C_th dT/dt = Q - (T - T_ambient) / R_th
+ *
+ * OCV_cell is an NMC/graphite table, 2.5 V at SOC 0 to 4.2 V at SOC 1; cell_OCV_min_V and
+ * cell_OCV_max_V stretch it linearly onto another window (3.0..4.3 V for a cell with a Li-metal
+ * anode), keeping its shape. The defaults (2.5, 4.2) are the table itself.
+ *
+ * A module or pack of series_cells x p identical cells, balanced, is the same circuit with every
+ * other parameter the whole battery's: capacity_Ah = p x the cell's; R0, R1, R2 = the cell's x
+ * series_cells / p; C1, C2 = the cell's x p / series_cells (the time constants stay the cell's);
+ * heat_capacity_J_per_K the sum over the cells, thermal_resistance_K_per_W the cell's / cell
+ * count. SOC, T and the heat are the battery's (one lumped temperature).
  *
  * The input is held constant over a communication step. Each step is split into sub-steps of at
  * most internal_step_s; within a sub-step SOC and the RC voltages are updated exactly and the
@@ -15,7 +27,7 @@
  * for any step size and the temperature is exact when Q is constant (R1 = R2 = 0).
  *
  * A step that would take SOC below 0 (over-discharge) or above 1 (over-charge) stops at the
- * last valid sub-step and returns an error, so the master can report where the cell left the
+ * last valid sub-step and returns an error, so the master can report where the battery left the
  * range in which the model means anything.
  */
 #include <math.h>
@@ -37,6 +49,9 @@ struct Model {
     double heat_capacity_J_per_K;
     double thermal_resistance_K_per_W;
     double internal_step_s;
+    double series_cells;
+    double cell_OCV_min_V;
+    double cell_OCV_max_V;
     /* input */
     double I;
     /* outputs (SOC and T are also states) */
@@ -70,6 +85,9 @@ const VariableInfo MODEL_VARIABLES[] = {
     FLOAT64(10, heat_capacity_J_per_K, CAUSALITY_PARAMETER, VARIABILITY_FIXED),
     FLOAT64(11, thermal_resistance_K_per_W, CAUSALITY_PARAMETER, VARIABILITY_FIXED),
     FLOAT64(12, internal_step_s, CAUSALITY_PARAMETER, VARIABILITY_FIXED),
+    FLOAT64(13, series_cells, CAUSALITY_PARAMETER, VARIABILITY_FIXED),
+    FLOAT64(14, cell_OCV_min_V, CAUSALITY_PARAMETER, VARIABILITY_FIXED),
+    FLOAT64(15, cell_OCV_max_V, CAUSALITY_PARAMETER, VARIABILITY_FIXED),
     FLOAT64(20, I, CAUSALITY_INPUT, VARIABILITY_CONTINUOUS),
     FLOAT64(30, V, CAUSALITY_OUTPUT, VARIABILITY_CONTINUOUS),
     FLOAT64(31, SOC, CAUSALITY_OUTPUT, VARIABILITY_CONTINUOUS),
@@ -88,7 +106,7 @@ static const double OCV_TABLE[OCV_POINTS] = {
     3.755, 3.795, 3.840, 3.885, 3.930, 3.975, 4.020, 4.070, 4.130, 4.200,
 };
 
-static double ocv(double soc) {
+static double ocv_table(double soc) {
     if (soc <= 0.0) return OCV_TABLE[0];
     if (soc >= 1.0) return OCV_TABLE[OCV_POINTS - 1];
     double position = soc * (OCV_POINTS - 1);
@@ -96,6 +114,14 @@ static double ocv(double soc) {
     if (i >= OCV_POINTS - 1) i = OCV_POINTS - 2;
     double fraction = position - i;
     return OCV_TABLE[i] + fraction * (OCV_TABLE[i + 1] - OCV_TABLE[i]);
+}
+
+/* One cell's OCV: the table, or the table stretched onto [cell_OCV_min_V, cell_OCV_max_V]. */
+static double cell_ocv(const Model *m, double soc) {
+    double table = ocv_table(soc);
+    double low = OCV_TABLE[0], high = OCV_TABLE[OCV_POINTS - 1];
+    if (m->cell_OCV_min_V == low && m->cell_OCV_max_V == high) return table; /* exactly the table */
+    return m->cell_OCV_min_V + (table - low) * ((m->cell_OCV_max_V - m->cell_OCV_min_V) / (high - low));
 }
 
 void model_set_start_values(Model *m) {
@@ -112,6 +138,9 @@ void model_set_start_values(Model *m) {
     m->heat_capacity_J_per_K = 70.0;
     m->thermal_resistance_K_per_W = 10.0;
     m->internal_step_s = 0.1;
+    m->series_cells = 1.0;
+    m->cell_OCV_min_V = 2.5;
+    m->cell_OCV_max_V = 4.2;
     m->I = 0.0;
 }
 
@@ -139,6 +168,11 @@ ModelStatus model_check_parameters(const Model *m, const Instance *instance) {
     REQUIRE(m->thermal_resistance_K_per_W > 0.0, "thermal_resistance_K_per_W must be > 0, got %g",
             m->thermal_resistance_K_per_W);
     REQUIRE(m->internal_step_s > 0.0, "internal_step_s must be > 0, got %g", m->internal_step_s);
+    REQUIRE(m->series_cells >= 1.0 && m->series_cells == floor(m->series_cells),
+            "series_cells must be a whole number >= 1, got %g", m->series_cells);
+    REQUIRE(m->cell_OCV_min_V > 0.0 && m->cell_OCV_min_V < m->cell_OCV_max_V,
+            "cell_OCV_min_V must be > 0 and below cell_OCV_max_V, got %g and %g", m->cell_OCV_min_V,
+            m->cell_OCV_max_V);
     return status;
 }
 
@@ -152,7 +186,7 @@ void model_start(Model *m) {
 static double branch_heat(double v, double R) { return R > 0.0 ? v * v / R : 0.0; }
 
 void model_calculate_outputs(Model *m) {
-    m->OCV = ocv(m->SOC);
+    m->OCV = m->series_cells * cell_ocv(m, m->SOC);
     m->V = m->OCV - m->I * m->R0_ohm - m->v1 - m->v2;
     m->P = m->V * m->I;
     m->heat_W = m->I * m->I * m->R0_ohm + branch_heat(m->v1, m->R1_ohm) + branch_heat(m->v2, m->R2_ohm);

@@ -57,6 +57,22 @@ const char *phase_name(Phase phase) {
     return "unknown";
 }
 
+static const VariableInfo *find_variable(unsigned int vr);
+
+/* The model's own start values, then the ones chosen at build time (instance.h). */
+static void set_start_values(Model *model) {
+    model_set_start_values(model);
+    for (size_t i = 0; i < FMU_START_VALUE_COUNT; i++) {
+        const VariableInfo *variable = find_variable(FMU_START_VALUES[i].vr);
+        if (variable == NULL) continue; /* the builder only writes the model's own variables */
+        char *field = (char *)model + variable->offset;
+        if (variable->kind == KIND_FLOAT64)
+            *(double *)field = FMU_START_VALUES[i].value;
+        else
+            *(int *)field = (int)FMU_START_VALUES[i].value;
+    }
+}
+
 Instance *instance_new(const char *name, InstanceLogger logger, void *importer, int logging_on) {
     Instance *instance = calloc(1, sizeof(Instance));
     if (instance == NULL) return NULL;
@@ -73,7 +89,7 @@ Instance *instance_new(const char *name, InstanceLogger logger, void *importer, 
     instance->logging_on = logging_on;
     instance->phase = PHASE_INSTANTIATED;
     instance->fault_time = FAULT_TIME_START;
-    model_set_start_values(instance->model);
+    set_start_values(instance->model);
     model_start(instance->model);
     return instance;
 }
@@ -124,7 +140,7 @@ ModelStatus instance_terminate(Instance *instance) {
 
 ModelStatus instance_reset(Instance *instance) {
     memset(instance->model, 0, MODEL_SIZE);
-    model_set_start_values(instance->model);
+    set_start_values(instance->model);
     model_start(instance->model);
     instance->phase = PHASE_INSTANTIATED;
     instance->time = 0.0;

@@ -38,6 +38,16 @@ struct Instance {
  * The builder defines it in a generated token.c, so that the other objects can be reused. */
 extern const char FMU_INSTANTIATION_TOKEN[];
 
+/* Start values chosen at build time (build_fmu(start_values=...)), also in the token.c: applied
+ * over the model's own after model_set_start_values, so the binary starts from the same values
+ * as the "start" attributes the builder wrote into the model description. */
+typedef struct {
+    unsigned int vr;
+    double value;            /* an Enumeration's value is a whole number */
+} BuiltStartValue;
+extern const BuiltStartValue FMU_START_VALUES[];
+extern const size_t FMU_START_VALUE_COUNT;
+
 /* Value reference of the fault_time_s parameter that the builder adds to the fault variants. */
 #define VR_FAULT_TIME 900u
 

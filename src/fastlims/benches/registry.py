@@ -77,6 +77,10 @@ class BenchError(ValueError):
     """A bench entry is invalid; says which field and why."""
 
 
+class BenchNotFound(BenchError):
+    """No bench of that name."""
+
+
 @dataclass(frozen=True)
 class Ratings:
     """What a bench can run (``None``: no limit). The scheduler books a run only on a bench whose
@@ -228,7 +232,7 @@ def get(*, session: Session, name: str) -> BenchRecord:
     record = session.scalar(select(BenchRecord).where(BenchRecord.name == name))
     if record is None:
         known = ", ".join(r.name for r in get_all(session=session, active_only=False)) or "none"
-        raise BenchError(f"no bench {name!r} (benches: {known})")
+        raise BenchNotFound(f"no bench {name!r} (benches: {known})")
     return record
 
 
@@ -293,20 +297,28 @@ def scheduling_benches(records: Sequence[BenchRecord], *, default_virtual: int, 
                 json.loads(r.calendar_json) if r.calendar_json else None, kind=r.kind, zone=zone
             ),
             name=r.name,
-            ratings=_scheduling_ratings(ratings_of(r)),
+            ratings=_scheduling_ratings(ratings_of(r), virtual=r.kind == Kind.virtual),
         )
         for r in records
         if r.is_active
     ]
     if not any(b.kind == "virtual" for b in benches):
-        benches += [Bench(bench_id=n, kind="virtual", name=n) for n in default_virtual_names(default_virtual)]
+        unrated = _scheduling_ratings(Ratings(), virtual=True)
+        benches += [
+            Bench(bench_id=n, kind="virtual", name=n, ratings=unrated) for n in default_virtual_names(default_virtual)
+        ]
     return benches
 
 
-def _scheduling_ratings(ratings: Ratings) -> BenchRatings:
+def _scheduling_ratings(ratings: Ratings, *, virtual: bool) -> BenchRatings:
+    """A virtual bench sets the ambient temperature through the FMU set's ambient input (the
+    intake checks the set declares it when the procedure needs it), so it counts as a chamber."""
     from fastlims.scheduling import BenchRatings
 
-    return BenchRatings(**dataclasses.asdict(ratings))
+    fields = dataclasses.asdict(ratings)
+    if virtual:
+        fields["temperature_chamber"] = True
+    return BenchRatings(**fields)
 
 
 def schedulable(session: Session, *, default_virtual: int, zone: str) -> list[Bench]:

@@ -75,7 +75,8 @@ def bench_out(record: registry.BenchRecord) -> BenchOut:
 
 
 def _refused(exc: registry.BenchError) -> HTTPException:
-    code = status.HTTP_404_NOT_FOUND if str(exc).startswith("no bench ") else status.HTTP_422_UNPROCESSABLE_ENTITY
+    not_found = isinstance(exc, registry.BenchNotFound)
+    code = status.HTTP_404_NOT_FOUND if not_found else status.HTTP_422_UNPROCESSABLE_CONTENT
     return HTTPException(code, str(exc))
 
 

@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from fastlims import __version__
+from fastlims.benches.registry_routes import router as benches_router
 from fastlims.benches.routes import router as results_router
 from fastlims.catalog.routes import router as catalog_router
 from fastlims.catalog.routes import schemas_router as catalog_schemas_router
@@ -18,7 +19,7 @@ from fastlims.messaging.routes import router as messaging_router
 from fastlims.requests.routes import router as requests_router
 from fastlims.system import System
 from fastlims.users.routes import router as users_router
-from fastlims.web import errors, observability, pages
+from fastlims.web import bench_pages, errors, observability, pages
 from fastlims.web.deps import LoginRequired
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -61,7 +62,9 @@ def create_app(system: System) -> FastAPI:
     app.include_router(messaging_router)
     app.include_router(intake_router)
     app.include_router(results_router)
+    app.include_router(benches_router)
     app.include_router(observability.router(system, metrics))
     app.include_router(pages.router)
+    app.include_router(bench_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -46,7 +46,7 @@ STATUS_STYLE = {
 LIFECYCLE = [s for s in Status if s not in (Status.Failed, Status.Cancelled)]
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     system: Parts = request.app.state.system
 
     def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -64,7 +64,7 @@ def _render(request: Request, name: str, context: dict[str, Any], status_code: i
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
-    return _render(request, "login.html", {"next": next, "error": None, "user": None})
+    return render(request, "login.html", {"next": next, "error": None, "user": None})
 
 
 def _safe_next(target: str) -> str:
@@ -82,7 +82,7 @@ def login(
 ) -> Response:
     user = users.authenticate(session=session, username=username.strip(), password=password)
     if user is None:
-        return _render(
+        return render(
             request,
             "login.html",
             {"next": next, "error": "Unknown user or wrong password.", "user": None},
@@ -128,7 +128,7 @@ def dashboard(request: Request, session: DbSession, user: PageUser) -> HTMLRespo
         "success_rate": (100.0 * counts[Status.Completed] / finished) if finished else None,
     }
     recent, _ = requests_service.get_all(session=session, user=user, page=1, page_size=8)
-    return _render(request, "dashboard.html", {"user": user, "stats": stats, "counts": counts, "recent": recent})
+    return render(request, "dashboard.html", {"user": user, "stats": stats, "counts": counts, "recent": recent})
 
 
 @router.get("/requests", response_class=HTMLResponse)
@@ -141,7 +141,7 @@ def request_list(
 ) -> HTMLResponse:
     wanted = Status.from_name(status) if status in Status.__members__ else None
     items, total = requests_service.get_all(session=session, user=user, status=wanted, page=page, page_size=25)
-    return _render(
+    return render(
         request,
         "requests_list.html",
         {
@@ -165,7 +165,7 @@ def _catalog_context(session: DbSession) -> dict[str, Any]:
 
 @router.get("/requests/new", response_class=HTMLResponse)
 def new_request_form(request: Request, session: DbSession, user: PageUser) -> HTMLResponse:
-    return _render(
+    return render(
         request,
         "request_new.html",
         {"user": user, "form": {}, "errors": {}, "test_names": [], **_catalog_context(session)},
@@ -186,7 +186,7 @@ def test_name_options(
     names = catalog.applicable_test_names(
         session=session, uut=uut or None, use_case=use_case or None, standard=standard or None
     )
-    return _render(request, "fragments/test_name_options.html", {"test_names": names, "selected": selected})
+    return render(request, "fragments/test_name_options.html", {"test_names": names, "selected": selected})
 
 
 @router.post("/requests/new", dependencies=[Depends(check_csrf)])
@@ -237,7 +237,7 @@ def submit_request(
         names = catalog.applicable_test_names(
             session=session, uut=uut or None, use_case=use_case or None, standard=standard or None
         )
-        return _render(
+        return render(
             request,
             "request_new.html",
             {"user": user, "form": form, "errors": errors, "test_names": names, **_catalog_context(session)},
@@ -275,11 +275,11 @@ def request_detail(
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
     except requests_service.NotFound as exc:
-        return _render(request, "error.html", {"user": user, "message": str(exc)}, status_code=404)
+        return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=404)
     except requests_service.Forbidden as exc:
-        return _render(request, "error.html", {"user": user, "message": str(exc)}, status_code=403)
+        return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=403)
     variables = requests_service.variables_of(item)
-    return _render(
+    return render(
         request,
         "request_detail.html",
         {
@@ -356,7 +356,7 @@ def cancel_request(
             if isinstance(exc, requests_service.Forbidden)
             else 409
         )
-        return _render(request, "error.html", {"user": user, "message": str(exc)}, status_code=code)
+        return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=code)
     return RedirectResponse(f"/requests/{quote(request_number)}", status_code=303)
 
 

@@ -94,10 +94,11 @@ def test_an_expired_token_is_refused(client: TestClient, system: System, cli: Cl
 
 
 def test_disabling_a_user_ends_their_sessions_and_tokens_at_once(
-    client: TestClient, cli: CliRunnerOn, requester: Actor
+    system: System, client: TestClient, cli: CliRunnerOn, requester: Actor
 ) -> None:
     login(client, "rita")
     assert client.get("/", follow_redirects=False).status_code == 200
+    copied = client.cookies.get("fastlims_session")
     disabled = cli("users", "disable", "rita")
     assert disabled.exit_code == 0 and "disabled" in disabled.output
     assert client.get("/", follow_redirects=False).status_code == 303  # the open page session is over
@@ -107,6 +108,9 @@ def test_disabling_a_user_ends_their_sessions_and_tokens_at_once(
 
     assert cli("users", "enable", "rita").exit_code == 0
     assert client.get("/api/v1/me", headers=requester.headers).status_code == 200
+    with new_page_client(system) as replay:  # a session from before the disable stays over
+        replay.cookies.set("fastlims_session", copied or "")
+        assert replay.get("/", follow_redirects=False).status_code == 303
     login(client, "rita")
     assert client.get("/", follow_redirects=False).status_code == 200
     assert cli("users", "disable", "ghost").exit_code == 1

@@ -67,7 +67,13 @@ main.add_command(procedures)
 def up(demo: bool, host: str | None, port: int | None) -> None:
     """Migrate the database and serve the web app and API (and, later, every embedded service)."""
     from fastlims import logs, runtime
-    from fastlims.demo import disable_demo_accounts, enable_reference_digital_twin, ensure_admin, load_demo, non_loopback
+    from fastlims.demo import (
+        disable_demo_accounts,
+        enable_reference_digital_twin,
+        ensure_admin,
+        load_demo,
+        non_loopback,
+    )
 
     system = _system("up")
     logs.configure(system.settings.log_level, system.settings.log_format)

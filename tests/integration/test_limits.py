@@ -125,9 +125,8 @@ def test_local_storage_keys_cannot_leave_the_root(tmp_path: Path) -> None:
     for key in ("../secret.txt", "pool/../../secret.txt", "pool/a/../../../secret.txt"):
         with pytest.raises(StorageError, match="has a '..' part"):
             storage.local_path(key)
-        with pytest.raises(StorageError):
-            with storage.materialised([key]):
-                pass
+        with pytest.raises(StorageError), storage.materialised([key]):
+            pass
     assert storage.local_path("pool/a/b.fmu") == (tmp_path / "storage" / "pool" / "a" / "b.fmu").resolve()
 
 
@@ -165,7 +164,9 @@ def fastlims_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         ([], {"FASTLIMS_MQTT_HOST": "::"}, "'::' (MQTT broker, FASTLIMS_MQTT_HOST)"),
     ],
 )
-def test_demo_refuses_a_non_loopback_address(tmp_path: Path, args: list[str], extra: dict[str, str], named: str) -> None:
+def test_demo_refuses_a_non_loopback_address(
+    tmp_path: Path, args: list[str], extra: dict[str, str], named: str
+) -> None:
     env = fastlims_env(tmp_path, FASTLIMS_HTTP_PORT=str(free_port()), FASTLIMS_SFTP_PORT=str(free_port()),
                        FASTLIMS_MQTT_PORT=str(free_port()), **extra)  # fmt: skip
     # A timeout, not a hang, if the refusal were gone and the demo started.

@@ -127,9 +127,7 @@ def create_token(*, session: Session, username: str, name: str = "", expires_at:
     user = _existing(session, username)
     token = generate_token()
     session.add(
-        ApiToken(
-            user_id=user.id, name=name, prefix=token[:10], token_hash=token_digest(token), expires_at=expires_at
-        )
+        ApiToken(user_id=user.id, name=name, prefix=token[:10], token_hash=token_digest(token), expires_at=expires_at)
     )
     session.flush()
     return token

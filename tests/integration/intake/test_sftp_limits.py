@@ -82,15 +82,17 @@ def test_the_eleventh_login_is_refused_even_with_the_right_key(
 
 async def append(port: int, key: Path, path: str, data: bytes) -> str | None:
     """Append ``data`` to ``path`` (FXF_APPEND, as asyncssh's 'ab' sends it); the SFTP error or None."""
-    async with asyncssh.connect(
-        "127.0.0.1", port, username="acme", client_keys=[str(key)], known_hosts=None, agent_path=None
-    ) as conn:
-        async with conn.start_sftp_client() as client:
-            try:
-                async with client.open(path, "ab") as remote:
-                    await remote.write(data)
-            except asyncssh.SFTPError as exc:
-                return str(exc.reason)
+    async with (
+        asyncssh.connect(
+            "127.0.0.1", port, username="acme", client_keys=[str(key)], known_hosts=None, agent_path=None
+        ) as conn,
+        conn.start_sftp_client() as client,
+    ):
+        try:
+            async with client.open(path, "ab") as remote:
+                await remote.write(data)
+        except asyncssh.SFTPError as exc:
+            return str(exc.reason)
     return None
 
 
@@ -171,7 +173,10 @@ def test_sftp_file_work_runs_off_the_event_loop(
     payload = tmp_path / "data.bin"
     payload.write_bytes(os.urandom(300_000))
     client = SftpClient(sftp_binary(), running_intake.sftp_port)
-    assert client.run("acme", keys["acme"], f"put {payload} data.bin\nget data.bin {tmp_path / 'back.bin'}\n").returncode == 0
+    assert (
+        client.run("acme", keys["acme"], f"put {payload} data.bin\nget data.bin {tmp_path / 'back.bin'}\n").returncode
+        == 0
+    )
     assert (tmp_path / "back.bin").read_bytes() == payload.read_bytes()
     assert set(where) == {"write", "commit", "open", "quota scan"}, where
     loop_thread = running_intake.loop.thread.name

@@ -99,7 +99,8 @@ def build_from_environment(*, role: Role = "cli", **overrides: Any) -> System:
 
 def build(settings: Settings | None = None, *, role: Role = "up") -> System:
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Created private (0700): it holds the secret key, the SQLite files, the host key and uploads.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     topics = Topics(settings.mqtt_topic_prefix)
     metrics_registry = CollectorRegistry()
@@ -201,7 +202,7 @@ def _secret_key(settings: Settings) -> str:
     path = settings.data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     temporary = path.with_suffix(".tmp")
     temporary.touch(mode=0o600)

@@ -18,8 +18,9 @@ from fastlims.bootstrap import ConfigurationError, Role, System, build_from_envi
 from fastlims.catalog.procedure_commands import PREPARE, procedures
 from fastlims.config import Settings
 from fastlims.pipeline.commands import workflows
+from fastlims.users.commands import add_account_commands
 
-DEMO_PASSWORD = "fastlims-demo"  # noqa: S105 - documented demo-only credential, see README
+DEMO_PASSWORD = "fastlims-demo"  # noqa: S105 - documented demo-only credential, see README (users.security)
 DEMO_USERS = (
     ("demo-requester", "requester", "Demo Requester"),
     ("demo-manager", "lab_manager", "Demo Lab Manager"),
@@ -68,11 +69,30 @@ main.add_command(benches)
 def up(demo: bool, host: str | None, port: int | None) -> None:
     """Migrate the database and serve the web app and API (and, later, every embedded service)."""
     from fastlims import logs, runtime
-    from fastlims.demo import enable_reference_digital_twin, ensure_admin, load_demo
+    from fastlims.demo import (
+        disable_demo_accounts,
+        enable_reference_digital_twin,
+        ensure_admin,
+        load_demo,
+        non_loopback,
+    )
 
     system = _system("up")
     logs.configure(system.settings.log_level, system.settings.log_format)
+    bind_host = host or system.settings.http_host
+    bind_port = port or system.settings.http_port
+    if demo:
+        exposed = non_loopback(bind_host, system.settings)
+        if exposed:
+            raise click.ClickException(
+                f"--demo refuses to listen on {exposed}: its accounts have a published password."
+                " Bind to 127.0.0.1 (FASTLIMS_HTTP_HOST, FASTLIMS_SFTP_HOST, FASTLIMS_MQTT_HOST) or run without --demo"
+            )
     prepare_database(system)
+    if not demo:
+        disabled = disable_demo_accounts(system, tuple(name for name, _, _ in DEMO_USERS))
+        if disabled:
+            click.echo(f"Demo accounts disabled (started without --demo): {', '.join(disabled)}")
     created = ensure_admin(system)
     if created:
         click.echo(
@@ -86,8 +106,6 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
         click.echo(
             "Demo accounts (password 'fastlims-demo'): " + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
         )
-    bind_host = host or system.settings.http_host
-    bind_port = port or system.settings.http_port
     click.echo(f"FastLIMS {__version__} starting: web on http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:
         runtime.run(system, bind_host, bind_port)
@@ -203,18 +221,30 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("user")
 @click.option("--name", default="", help="What the token is for, e.g. 'nightly export'.")
-def tokens_create(user: str, name: str) -> None:
+@click.option("--expires", default=None, help="Refuse the token after this long: 90d, 12h, 30m (default: never).")
+def tokens_create(user: str, name: str, expires: str | None) -> None:
     """Print a new API token for USER (shown only now; only its digest is stored)."""
+    from fastlims.timeutil import utcnow
     from fastlims.users import service
+    from fastlims.users.commands import parse_duration
 
+    expires_at = None
+    if expires is not None:
+        try:
+            expires_at = utcnow() + parse_duration(expires)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from None
     system = _system()
     prepare_database(system, seed_catalog=False)
     try:
         with system.database.transaction() as session:
-            token = service.create_token(session=session, username=user, name=name)
+            token = service.create_token(session=session, username=user, name=name, expires_at=expires_at)
     except service.UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(token)
+
+
+add_account_commands(users, tokens)
 
 
 @main.command()

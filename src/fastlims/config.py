@@ -183,6 +183,28 @@ class Settings(BaseSettings):
         default=1.0, gt=0, description="How often progress is published and the request is polled for a cancel"
     )
 
+    # --- accounts, sessions and limits on input (docs/security.md)
+    session_absolute_s: int = Field(
+        default=24 * 3600, ge=60, description="A page session ends this long after its login, however active"
+    )
+    login_max_failures: int = Field(default=10, ge=1, description="Failed logins of one account before it locks")
+    login_max_failures_per_address: int = Field(
+        default=30, ge=1, description="Failed logins from one source address before it locks"
+    )
+    login_lockout_s: float = Field(
+        default=900.0, gt=0, description="How long a lock lasts (and the window failures are counted in)"
+    )
+    http_max_body_bytes: int = Field(
+        default=10 * 1024**2, ge=1024, description="Largest request body except model uploads (413 above)"
+    )
+    eventgrid_max_body_bytes: int = Field(
+        default=1024**2, ge=1024, description="Largest Event Grid delivery (Event Grid sends at most 1 MB)"
+    )
+    metrics_public: bool = Field(default=False, description="Serve /metrics without a token")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token a Prometheus scraper sends for /metrics (admins' API tokens work too)"
+    )
+
     @field_validator("mqtt_url")
     @classmethod
     def _broker_url(cls, value: str | None) -> str | None:

@@ -171,7 +171,8 @@ async def put_model_file(
         )
     target = requests.get_by_uuid(session=session, test_uuid=test_uuid)  # 404 when unknown
     if not user.can(Role.lab_manager) and target.requester_id != user.username:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the requester or a lab manager may upload its models")
+        # Another requester's request is answered like an unknown one: no existence oracle.
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no test request has test_UUID {test_uuid!r}")
     current = Status(target.status)
     if current not in WAITING_STATES:
         raise HTTPException(
@@ -183,7 +184,10 @@ async def put_model_file(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the file is larger than {limit} bytes")
-    with tempfile.TemporaryDirectory(prefix="fastlims-put-") as directory:
+    # Spooled in the data folder (private to the LIMS, sized for uploads), not the system's /tmp.
+    spool = system.settings.data_dir / "http-spool"
+    await asyncio.to_thread(spool.mkdir, 0o700, True, True)
+    with tempfile.TemporaryDirectory(prefix="put-", dir=spool) as directory:
         spooled = Path(directory) / "upload"
         size = 0
         with open(spooled, "wb") as out:
@@ -191,7 +195,7 @@ async def put_model_file(
                 size += len(chunk)
                 if size > limit:
                     raise HTTPException(413, f"the file is larger than {limit} bytes")
-                out.write(chunk)
+                await asyncio.to_thread(out.write, chunk)
         if size == 0:
             raise HTTPException(422, "the body is empty: send the file")
         key = f"{layout.POOL}/{test_uuid}/{filename}"

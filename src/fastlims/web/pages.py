@@ -26,7 +26,7 @@ from fastlims.requests.states import CANCELLABLE, TERMINAL, Status
 from fastlims.timeutil import format_local
 from fastlims.users import service as users
 from fastlims.web import run_views
-from fastlims.web.deps import PageUser, check_csrf, csrf_token
+from fastlims.web.deps import PageUser, check_csrf, csrf_token, start_page_session
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(include_in_schema=False)
@@ -80,7 +80,20 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",  # noqa: A002
 ) -> Response:
-    user = users.authenticate(session=session, username=username.strip(), password=password)
+    """A plain ``def``: FastAPI runs it in a worker thread, so argon2 never blocks the event loop."""
+    system = request.app.state.system
+    try:
+        user = users.login(
+            session=session,
+            throttle=system.login_throttle,
+            username=username.strip(),
+            password=password,
+            address=request.client.host if request.client else None,
+        )
+    except users.LoginLocked as exc:
+        response = render(request, "login.html", {"next": next, "error": str(exc), "user": None}, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if user is None:
         return render(
             request,
@@ -88,9 +101,7 @@ def login(
             {"next": next, "error": "Unknown user or wrong password.", "user": None},
             status_code=401,
         )
-    request.session.clear()  # a fresh session (and CSRF token) at every login
-    request.session["user"] = user.username
-    request.session["generation"] = user.session_generation
+    start_page_session(request, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
@@ -274,10 +285,8 @@ def request_detail(
 ) -> HTMLResponse:
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
-    except requests_service.NotFound as exc:
+    except requests_service.NotFound as exc:  # also Forbidden: another's request looks unknown
         return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=404)
-    except requests_service.Forbidden as exc:
-        return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=403)
     variables = requests_service.variables_of(item)
     return render(
         request,
@@ -332,8 +341,8 @@ def run_results_csv(
 
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
-    except (requests_service.NotFound, requests_service.Forbidden) as exc:
-        return Response(str(exc), status_code=404 if isinstance(exc, requests_service.NotFound) else 403)
+    except requests_service.NotFound as exc:  # also Forbidden: another's request looks unknown
+        return Response(str(exc), status_code=404)
     return results_csv_response(session, intake, item, run_id)
 
 
@@ -348,14 +357,8 @@ def cancel_request(
     try:
         item = requests_service.get(session=session, request_number=request_number)
         requests_service.cancel(session=session, request=item, user=user, reason=reason.strip())
-    except (requests_service.NotFound, requests_service.Forbidden, requests_service.RequestInvalid) as exc:
-        code = (
-            404
-            if isinstance(exc, requests_service.NotFound)
-            else 403
-            if isinstance(exc, requests_service.Forbidden)
-            else 409
-        )
+    except (requests_service.NotFound, requests_service.RequestInvalid) as exc:
+        code = 404 if isinstance(exc, requests_service.NotFound) else 409  # Forbidden is a NotFound
         return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=code)
     return RedirectResponse(f"/requests/{quote(request_number)}", status_code=303)
 

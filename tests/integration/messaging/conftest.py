@@ -85,6 +85,7 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
             mqtt_reconnect_max_s=1,
             outbox_poll_s=0.2,
             mqtt_client_id=f"fastlims-test-{len(stacks)}",
+            metrics_public=True,  # these tests read /metrics without a token
         )
         if broker_kind == "amqtt":
             broker_port = free_port()

@@ -82,7 +82,7 @@ class Peer:
     def __post_init__(self) -> None:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id or f"peer-{os.urandom(4).hex()}",
+            client_id=self.client_id or f"{self.username or 'anonymous'}/peer-{os.urandom(4).hex()}",
             protocol=mqtt.MQTTv311,
             clean_session=self.clean_session,
         )

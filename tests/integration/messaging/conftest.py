@@ -95,7 +95,7 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
             # The LIMS's own client goes through the gate; everything else is as bootstrap built it.
             system.messaging.client = MqttClient(
                 BrokerAddress("127.0.0.1", gate.port),
-                client_id=common["mqtt_client_id"],
+                client_id=f"{username}/{common['mqtt_client_id']}",
                 username=username,
                 password=password,
                 reconnect_max_s=1,

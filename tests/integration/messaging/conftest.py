@@ -70,7 +70,11 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
     servers: list[MosquittoServer] = []
 
     def factory(
-        ack_timeout_s: float = 60.0, retries: int = 3, lims_connected: bool = True, database_url: str | None = None
+        ack_timeout_s: float = 60.0,
+        retries: int = 3,
+        lims_connected: bool = True,
+        database_url: str | None = None,
+        **settings: Any,
     ) -> Stack:
         if database_url is None:
             path = tmp_path / f"lims-{len(stacks)}.db"
@@ -85,6 +89,7 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
             mqtt_reconnect_max_s=1,
             outbox_poll_s=0.2,
             mqtt_client_id=f"fastlims-test-{len(stacks)}",
+            **settings,
         )
         if broker_kind == "amqtt":
             broker_port = free_port()

@@ -58,18 +58,24 @@ class Throttle:
 
     policy: ThrottlePolicy = field(default_factory=ThrottlePolicy)
     _failures: dict[str, deque[float]] = field(default_factory=dict)
+    _locked_until: dict[str, float] = field(default_factory=dict)
 
     def locked(self, username: str, address: str | None, now: float) -> str | None:
         """Which key is locked (``account`` or ``address``), or None."""
         for kind, key in self._keys(username, address):
-            times = self._recent(key, now)
-            if len(times) >= self.policy.max_failures and now - times[-1] < self.policy.lock_s:
+            if self._locked_until.get(key, now) > now:
                 return kind
         return None
 
     def failed(self, username: str, address: str | None, now: float) -> None:
         for _kind, key in self._keys(username, address):
-            self._recent(key, now).append(now)
+            times = self._failures.setdefault(key, deque())
+            while times and now - times[0] >= self.policy.lock_s:
+                times.popleft()
+            times.append(now)
+            if len(times) >= self.policy.max_failures:
+                self._locked_until[key] = now + self.policy.lock_s
+                times.clear()
 
     def succeeded(self, username: str) -> None:
         self._failures.pop(f"account:{username}", None)
@@ -78,6 +84,8 @@ class Throttle:
         """Drop keys with nothing recent, so a scan of many names or addresses cannot grow memory."""
         for key in [k for k, times in self._failures.items() if not times or now - times[-1] >= self.policy.lock_s]:
             del self._failures[key]
+        for key in [k for k, until in self._locked_until.items() if until <= now]:
+            del self._locked_until[key]
 
     @staticmethod
     def _keys(username: str, address: str | None) -> list[tuple[str, str]]:
@@ -85,11 +93,3 @@ class Throttle:
         if address:
             keys.append(("address", f"address:{address}"))
         return keys
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and now - times[0] >= self.policy.lock_s:
-            times.popleft()
-        while len(times) > self.policy.max_failures:
-            times.popleft()
-        return times

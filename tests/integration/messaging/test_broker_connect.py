@@ -9,6 +9,7 @@ what it checks there instead.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -266,15 +267,43 @@ def test_a_socket_that_never_sends_connect_is_dropped(make_stack, sends: bytes) 
     assert 'fastlims_mqtt_refused_connections_total{reason="no_connect"} 1.0' in metrics
 
 
-def test_the_documented_mosquitto_commands_bind_client_ids(make_stack) -> None:  # type: ignore[no-untyped-def]
-    """docs/mqtt.md's mosquitto_sub line, verbatim but for host, port and password."""
+def documented_mosquitto_sub(stack: Stack) -> list[str]:
+    """docs/mqtt.md's mosquitto_sub command, verbatim but for port, user and password."""
+    text = (Path(__file__).parents[3] / "docs" / "mqtt.md").read_text()
+    block = text.split("```bash\nmosquitto_sub ", 1)[1].split("```", 1)[0]
+    words = shlex.split(("mosquitto_sub " + block).replace("\\\n", " "))
+    values = {"1883": str(stack.broker_port), "comau-dt": PARTNER[0], "<password from the lab>": PARTNER[1]}
+    words = [values.get(w, w.replace("comau-dt/", f"{PARTNER[0]}/")) for w in words]
+    return [mosquitto_client("mosquitto_sub"), *words[1:]]
+
+
+def test_the_documented_mosquitto_sub_works_and_client_ids_are_bound(make_stack) -> None:  # type: ignore[no-untyped-def]
     stack = make_stack()
-    binary = mosquitto_client("mosquitto_sub")
-    base = [binary, "-h", "127.0.0.1", "-p", str(stack.broker_port), "-V", "mqttv311", "-u", PARTNER[0]]
-    base += ["-P", PARTNER[1], "-q", "1", "-t", "fastest/v1/errors", "-C", "1", "-W", "5"]
-    own = subprocess.run(base + ["-i", f"{PARTNER[0]}/check"], capture_output=True, text=True, timeout=30)
-    # Connected and waited: -W ends it with "Timed out" (exit 27), not a refusal.
-    assert "refused" not in own.stderr.lower() and "not authori" not in own.stderr.lower(), own.stderr
-    foreign = subprocess.run(base + ["-i", "someone-else"], capture_output=True, text=True, timeout=30)
+    command = documented_mosquitto_sub(stack)
+    assert command[command.index("-i") + 1] == f"{PARTNER[0]}/check"
+    # -d prints the SUBACK: the barrier before anything is published (stdbuf: line by line).
+    watcher = subprocess.Popen(
+        ["stdbuf", "-oL", *command, "-d", "-C", "1", "-W", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        for line in watcher.stdout:
+            assert "refused" not in line.lower(), line
+            if "SUBACK" in line:
+                break
+        wait_for(lambda: stack.system.messaging.client.connected, what="the LIMS connected")
+        dt = stack.peer()
+        assert dt.connect() == 0
+        unknown = str(uuid.uuid4())
+        dt.publish(f"fastest/v1/requests/{unknown}/ack", {"message_id": "m", "test_UUID": unknown, "accepted": True})
+        rest, _ = watcher.communicate(timeout=60)
+    finally:
+        watcher.kill()
+    assert watcher.returncode == 0 and f"no test request has test_UUID {unknown!r}" in rest, rest
     if stack.kind == "amqtt":
+        command[command.index("-i") + 1] = "someone-else"
+        foreign = subprocess.run([*command, "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=30)
         assert foreign.returncode != 0 and "identifier rejected" in foreign.stderr.lower(), foreign.stderr

@@ -299,6 +299,42 @@ def mqtt_users_list() -> None:
             click.echo(f"{user.username}\t{user.role.value}\t{'active' if user.is_active else 'disabled'}")
 
 
+def _mqtt_user_change(name: str, change) -> None:  # type: ignore[no-untyped-def]
+    from fastlims.messaging import identities
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    try:
+        with system.database.transaction() as session:
+            change(identities, session)
+    except identities.IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@mqtt_users.command("disable")
+@click.argument("name")
+def mqtt_users_disable(name: str) -> None:
+    """Disable NAME: a running embedded broker disconnects it within a second and refuses it."""
+    _mqtt_user_change(name, lambda ids, session: ids.set_active(session=session, username=name, active=False))
+    click.echo(f"MQTT user {name!r} disabled")
+
+
+@mqtt_users.command("enable")
+@click.argument("name")
+def mqtt_users_enable(name: str) -> None:
+    """Enable NAME again."""
+    _mqtt_user_change(name, lambda ids, session: ids.set_active(session=session, username=name, active=True))
+    click.echo(f"MQTT user {name!r} enabled")
+
+
+@mqtt_users.command("remove")
+@click.argument("name")
+def mqtt_users_remove(name: str) -> None:
+    """Remove NAME: a running embedded broker disconnects it within a second and refuses it."""
+    _mqtt_user_change(name, lambda ids, session: ids.remove(session=session, username=name))
+    click.echo(f"MQTT user {name!r} removed")
+
+
 @main.group()
 def partners() -> None:
     """Digital Twin partners who upload models over SFTP (public keys only)."""

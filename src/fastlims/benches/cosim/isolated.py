@@ -105,7 +105,7 @@ def _prepare(folder: Path, fmus: FmuPaths, sandbox: Sandbox) -> tuple[Policy, di
         and (sandbox.mode == "namespaces" or all(world_reachable(p) for p in runtime_paths()))
     )
     if drop:
-        os.chmod(folder, 0o755)
+        os.chmod(folder, 0o755)  # noqa: S103 - the child's uid must enter; nothing secret inside
         for path in (folder, copies, scratch, root, *copies.iterdir()):
             os.chown(path, sandbox.uid, sandbox.uid)
     policy = Policy(
@@ -134,7 +134,7 @@ class _Child:
         path = [p for p in sys.path if p and os.path.isabs(p)]
         self.log = folder / "child.log"
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 [sys.executable, "-I", "-c", _BOOT, json.dumps(path), str(data_w), str(control_r),
                  str(self.shared_fd)],
                 pass_fds=(data_w, control_r, self.shared_fd), env=_environment(order["work_dir"]),
@@ -392,7 +392,7 @@ def _ending(
         "failed",
         "crash",
         (
-            f"the simulation process {how} at {where}: an FMU crashed it (a crash takes the whole process, so which FMU "
-            f"and the exact time are not known; try the FMUs alone to find it){tail}"
+            f"the simulation process {how} at {where}: an FMU crashed it (a crash takes the whole process, so which "
+            f"FMU and the exact time are not known; try the FMUs alone to find it){tail}"
         ),
     )

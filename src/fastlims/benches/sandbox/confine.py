@@ -3,10 +3,11 @@ calling process before anything of a partner's runs in it (the child is still th
 code here; the FMUs are loaded after).
 
 Order matters, and each step needs the one before: in ``namespaces`` mode a root file system of
-bind mounts of what the child keeps, ``pivot_root`` into it, the drop to an unprivileged uid (a
-root parent; in ``landlock`` mode too where the runtime stays readable), the other namespaces, and a fork so that the simulation is PID 1 of its own PID namespace (its
-descendants die with it; it dies with the process its parent started); then resource limits,
-no-new-privileges, Landlock, and no capabilities.
+bind mounts of what the child keeps, the drop to an unprivileged uid (a root parent; in
+``landlock`` mode too where the runtime stays readable), the user and other namespaces,
+``pivot_root`` into that root, and a fork so that the simulation is PID 1 of its own PID namespace
+(its descendants die with it; it dies with the process its parent started); then resource limits,
+no-new-privileges, no capabilities, and Landlock.
 """
 
 from __future__ import annotations

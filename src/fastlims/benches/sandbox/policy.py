@@ -47,8 +47,8 @@ class Policy:
     """One child's sandbox. ``read``: folders and files it may read (its FMUs, the runtime);
     ``scratch``: its one writable folder; ``deny``: what must stay out of reach (the data
     folder, the database, the secret key): a ``read`` path that holds one of them is refused;
-    ``uid``/``gid``: who a root parent's child becomes (None: it stays root, without capabilities); ``root``: an empty folder the
-    ``namespaces`` mode builds its file system on."""
+    ``uid``/``gid``: who a root parent's child becomes (None: it stays root, without
+    capabilities); ``root``: an empty folder the ``namespaces`` mode builds its file system on."""
 
     mode: str
     read: tuple[str, ...]

@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NoReturn
 
 from fastlims.benches.sandbox import landlock, linux
 from fastlims.benches.sandbox.policy import DEVICES, SYSTEM_PATHS, Policy
@@ -141,27 +142,46 @@ def _user_namespace(flags: int) -> None:
 
 
 def _become_pid_one() -> None:
-    """Fork into the new PID namespace: the child (PID 1 there) goes on; this process waits and
-    leaves as it did (same exit code, same signal), so the parent sees the simulation's end."""
-    pid = os.fork()
-    if pid == 0:
-        linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
-        return
+    """Fork into the new PID namespace, twice: this process (outside) waits for the namespace's
+    init (PID 1), which reaps whatever the simulation starts and waits for the simulation (PID 2,
+    the only one that returns from here). Each leaves as its child did, so the parent sees the
+    simulation's own end (its exit code, or the signal: a limit's SIGXCPU names the limit). PID 1
+    passes a signal on as exit code 128 + signal (the kernel does not deliver a signal an init sends
+    itself); PID 1 dies with this process, and everything in the namespace with PID 1."""
+    init = os.fork()
+    if init:
+        _mirror(init, outside=True)
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)
+    simulation = os.fork()
+    if simulation:
+        _mirror(simulation, outside=False)
+
+
+def _mirror(pid: int, *, outside: bool) -> NoReturn:
     os.closerange(3, 65536)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda number, frame: os.kill(pid, signal.SIGKILL))
+    if outside:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda number, frame: os.kill(pid, signal.SIGKILL))
     while True:
         try:
-            _, status = os.waitpid(pid, 0)
-            break
+            found, status = os.waitpid(pid if outside else -1, 0)
         except InterruptedError:
             continue
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
+        except ChildProcessError:
+            os._exit(1)
+        if found == pid:
+            break
+    number = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+    if not outside:
+        os._exit(128 + number if number else code)
+    if not number and code > 128:
+        number = code - 128
+    if number:
         signal.signal(number, signal.SIG_DFL)
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         os.kill(os.getpid(), number)
-    os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
+    os._exit(code)
 
 
 def _limits(policy: Policy) -> None:
@@ -177,6 +197,7 @@ def _limits(policy: Policy) -> None:
         resource.setrlimit(which, (value, value))
     # The soft CPU limit sends SIGXCPU (the parent names it); the hard one kills a child that ignores it.
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it: a file past the limit ends the run, named
 
 
 def confine(policy: Policy) -> dict[str, object]:

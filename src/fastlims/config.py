@@ -165,8 +165,8 @@ class Settings(BaseSettings):
     virtual_bench_procedure_margin: float = Field(
         default=3.0,
         ge=1,
-        description="A procedure may simulate this many times its expected duration (plus an hour) before the run "
-        "fails with end_cause timeout",
+        description="No longer used: FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_FACTOR and "
+        "FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_S cap a run's simulated time",
     )
     virtual_bench_batch_sim_s: float | None = Field(
         default=None,

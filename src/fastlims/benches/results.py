@@ -375,11 +375,11 @@ def summarize_file(source: Source) -> dict[str, Any]:
     names = list(parquet.schema_arrow.names)
 
     def column(name: str) -> np.ndarray:
-        return parquet.read(columns=[name]).column(name).to_numpy()
+        return np.asarray(parquet.read(columns=[name]).column(name).to_numpy(), dtype=float)
 
     time = column("time") if "time" in names else np.empty(0)
     signals = {name: _signal(column(name), units.get(name, "")) for name in names if name != "time"}
-    found = find_cells(dict.fromkeys(names), units)
+    found = find_cells({name: np.empty(0) for name in names}, units)
     cells = {cell: _cell(time, column(v), column(i), v, i) for cell, (v, i) in found.items()}
     return _summary(time, signals, cells)
 

@@ -95,10 +95,10 @@ def try_mode(mode: str, uid: int = NOBODY) -> tuple[str | None, dict[str, object
                 os.chown(path, uid, uid)
         policy = Policy(mode=mode, read=(), scratch=str(scratch), root=str(root), uid=uid if drop else None,
                         gid=uid if drop else None)  # fmt: skip
-        path = [p for p in sys.path if p and os.path.isabs(p)]
+        import_path = [p for p in sys.path if p and os.path.isabs(p)]
         try:
             done = subprocess.run(  # noqa: S603 - our own interpreter and check
-                [sys.executable, "-I", "-c", _CHECK, json.dumps(path), policy.to_json(),
+                [sys.executable, "-I", "-c", _CHECK, json.dumps(import_path), policy.to_json(),
                  str(listener.getsockname()[1]), str(canary)],
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "TMPDIR": str(scratch), "HOME": str(scratch)},
                 cwd=scratch, capture_output=True, text=True, timeout=120, check=False,

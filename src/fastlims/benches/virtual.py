@@ -8,10 +8,12 @@ One run, step by step (each a DBOS step; a finished step never runs again after 
 2. ``start``: stop here when the request is Cancelled or Failed; else record the run started
    (ScheduleReady → Running with the request's first run) and publish the ``started`` event;
 3. ``simulate``: fetch the FMUs and ``inter_connection.json`` from storage, run the co-simulation
-   in a child process (a segfaulting FMU fails the run, not the worker), publish metrics batches
-   and progress live, poll the request every ``FASTLIMS_VIRTUAL_BENCH_PROGRESS_S`` so a Failed or
-   Cancelled request stops the run, stop it past ``FASTLIMS_VIRTUAL_BENCH_TIMEOUT_S``; write the
-   Parquet file (every sample, the parameters in its metadata) and the summary to
+   in a sandboxed child process (a segfaulting FMU fails the run, not the worker; the partner's
+   code reaches nothing of the host: docs/security.md), its simulated time capped
+   (:func:`.sandboxing.duration_cap`), publish metrics batches and progress live, poll the request
+   every ``FASTLIMS_VIRTUAL_BENCH_PROGRESS_S`` so a Failed or Cancelled request stops the run, stop
+   it past ``FASTLIMS_VIRTUAL_BENCH_TIMEOUT_S``; stream the Parquet file (every sample, the
+   parameters in its metadata) to disk as the batches come, then store it and the summary in
    ``simulation-results/<run_id>/`` under fixed names, each written whole (a re-run overwrites);
 4. ``record``: the run's state and summary (``TestMetricsJson`` keyed by run id,
    ``SimulationResultsPath``), then the request: any failed run → Failed with its reason; every

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlims.benches.cosim import Batch, RunResult, SimulationSpec, run_in_subprocess
-from fastlims.benches.cosim import channel
+from fastlims.benches.cosim import Batch, RunResult, SimulationSpec, channel, run_in_subprocess
 from fastlims.benches.cosim.isolated import Sandbox
 from fastlims.peers.fmus import build_fmu
 
@@ -88,3 +87,17 @@ def test_the_parent_never_unpickles_what_the_child_sends(tmp_path: Path, monkeyp
     assert result.status == "completed", result.reason
     assert result.rows == 601 and [b.seq for b in received] == list(range(7))
     np.testing.assert_array_equal(result.columns["time"], np.arange(601.0))
+
+
+def test_batches_out_of_order_or_past_the_run_s_points_are_refused() -> None:
+    from fastlims.benches.cosim.isolated import _Received
+
+    first = Batch(seq=0, first_row=0, time=np.arange(5.0), signals={"Cell.V": np.ones(5)}, units={})
+    received = _Received(keep=False, max_rows=8)
+    received.add(first)
+    with pytest.raises(channel.ChannelError, match="metrics batch 2 arrived after 0"):
+        received.add(Batch(seq=2, first_row=5, time=np.arange(5.0), signals={"Cell.V": np.ones(5)}, units={}))
+    with pytest.raises(channel.ChannelError, match="other signals than the first"):
+        received.add(Batch(seq=1, first_row=5, time=np.arange(5.0), signals={"Cell.I": np.ones(5)}, units={}))
+    with pytest.raises(channel.ChannelError, match=r"more rows \(10\) than the run has points \(8\)"):
+        received.add(Batch(seq=1, first_row=5, time=np.arange(5.0), signals={"Cell.V": np.ones(5)}, units={}))

@@ -185,8 +185,8 @@ class _Child:
 class _Received:
     """The batches as they arrive: checked for order and shape, kept only when asked."""
 
-    def __init__(self, keep: bool) -> None:
-        self.keep = keep
+    def __init__(self, keep: bool, max_rows: int | None = None) -> None:
+        self.keep, self.max_rows = keep, max_rows
         self.batches: list[Batch] = []
         self.count = 0
         self.rows = 0
@@ -205,6 +205,8 @@ class _Received:
             raise channel.ChannelError(f"metrics batch {batch.seq} has other signals than the first")
         self.count += 1
         self.rows += batch.rows
+        if self.max_rows is not None and self.rows > self.max_rows:
+            raise channel.ChannelError(f"more rows ({self.rows}) than the run has points ({self.max_rows})")
         self.units = dict(batch.units)
         if batch.rows:
             self.last_t = float(batch.time[-1])
@@ -249,7 +251,9 @@ def run_in_subprocess(
     sandbox = sandbox or Sandbox()
     folder = Path(tempfile.mkdtemp(prefix="fastlims-sim-"))
     started = time.perf_counter()
-    received = _Received(keep_rows)
+    # A child cannot send more rows than the run has points (a hostile one would fill the disk).
+    span = spec.stop_time - spec.start_time if spec.stop_time is not None else None
+    received = _Received(keep_rows, None if span is None else int(span / spec.step_size) + 2)
     outcome: tuple[str, dict[str, Any], memoryview] | None = None
     stop_asked_at: float | None = None
     stop_cause: tuple[str, str, str] | None = None  # status, end_cause, reason when we had to stop it

@@ -166,8 +166,10 @@ class ResultsWriter:
 
     def close(self, result: RunResult) -> None:
         """Finish the file with ``result``'s outcome (a run without rows: its own columns, if any)."""
-        if self._writer is None:
-            write_run(self.path, result, run_id=self.run_id)
+        if self._writer is None:  # no batch came (the child died or was stopped first): the columns it has
+            columns = result.columns if "time" in result.columns else {"time": np.empty(0)}
+            write_parquet(self.path, columns, result.units, run_id=self.run_id, parameters=result.parameters,
+                          fmus=result.fmus, run=run_metadata(result))  # fmt: skip
             return
         self._flush()
         extra = {"run": run_metadata(result), "fmus": dict(result.fmus), "parameters": dict(result.parameters)}

@@ -59,6 +59,11 @@ def detection(settings: Settings) -> probe.Detection:
     return probe.detect(settings.virtual_bench_sandbox, settings.virtual_bench_sandbox_uid)
 
 
+def detect_in_background(settings: Settings) -> None:
+    """Probe while the process starts its other services (:func:`require` then waits for it)."""
+    probe.detect_in_background(settings.virtual_bench_sandbox, settings.virtual_bench_sandbox_uid)
+
+
 def require(settings: Settings) -> Sandbox:
     """The sandbox every simulation of this process runs in; raises :class:`SandboxUnavailable`
     where none works and unsandboxed runs are not allowed."""

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,14 +120,22 @@ def try_mode(mode: str, uid: int = NOBODY) -> tuple[str | None, dict[str, object
 
 
 _FOUND: dict[tuple[str, int], Detection] = {}
+_LOCK = threading.Lock()
 
 
 def detect(requested: str = "auto", uid: int = NOBODY) -> Detection:
-    """The strongest mode that works (``auto``), or whether ``requested`` does (once per process)."""
+    """The strongest mode that works (``auto``), or whether ``requested`` does (once per process;
+    a second caller waits for the first one's probe)."""
     key = (requested, uid)
-    if key not in _FOUND:
-        _FOUND[key] = _detect(requested, uid)
-    return _FOUND[key]
+    with _LOCK:
+        if key not in _FOUND:
+            _FOUND[key] = _detect(requested, uid)
+        return _FOUND[key]
+
+
+def detect_in_background(requested: str = "auto", uid: int = NOBODY) -> None:
+    """Start :func:`detect` in a thread, so that the probe runs while the rest of a process starts."""
+    threading.Thread(target=detect, args=(requested, uid), name="sandbox-probe", daemon=True).start()
 
 
 def detected(requested: str = "auto", uid: int = NOBODY) -> Detection | None:

@@ -15,8 +15,8 @@ stepped at 1 s, ``--steps`` communication points (default 450,000, the issue's f
   at C/2 with rests, a repeat) through the C controller; the controller reads the voltage, keeps
   the Battery Data Format counters and sets the next point's current itself. Steps/s of the
   stepping loop (set-up excluded). Target: closed ≥ 0.7 × open.
-* **End to end vs the master alone.** The master alone: the closed-loop procedure in a child
-  process (``run_in_subprocess``, as the worker runs it), no metrics. End to end: the same
+* **End to end vs the master alone.** The master alone: the closed-loop procedure in a sandboxed
+  child process (``run_in_subprocess``, as the worker runs it), no metrics. End to end: the same
   procedure as a real virtual run through the worker: a request at ScheduleReady, its run queued
   on a bench's DBOS queue, the worker takes it, simulates in a child process, publishes every
   recorded sample as MetricsBatch messages on MQTT (Mosquitto; an independent paho subscriber
@@ -135,10 +135,16 @@ def master_in_subprocess(fmus: dict[str, Path], steps: int, repeats: int) -> dic
         parameters={"Cell.SOC0": 0.5},
         procedure=ProcedureRun(program=compiled, ports=PORTS, current_sign="discharge_positive"),
     )
+    from fastlims.benches import sandboxing
+    from fastlims.config import Settings
+
+    # Sandboxed, as the worker runs it (probed once, before timing); a data folder outside the
+    # repository, which is on the import path (the sandbox refuses to expose a data folder).
+    sandbox = sandboxing.require(Settings(data_dir=Path(tempfile.mkdtemp(prefix="bench-data-"))))
     walls, loops = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        result = run_in_subprocess(fmus, CONNECTIONS, spec)
+        result = run_in_subprocess(fmus, CONNECTIONS, spec, sandbox=sandbox)
         walls.append(time.perf_counter() - started)
         loops.append(result.steps / (result.wall_time_s - result.setup_time_s))
         if result.status != "completed":
@@ -197,6 +203,10 @@ def end_to_end(steps: int, repeats: int, work: Path) -> dict[str, Any]:
     worker = pipeline.system.bench_worker
     assert worker is not None
     worker.attach(publisher, owned=publisher)
+    # What BenchWorker.start does before the first run: find the sandbox (not part of a run's time).
+    from fastlims.benches import sandboxing
+
+    worker.context.sandbox = sandboxing.require(pipeline.system.settings)
     bench = Bench(pipeline, fmu_files, worker, watcher)
     runs = []
     try:

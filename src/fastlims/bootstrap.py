@@ -137,6 +137,10 @@ def build(settings: Settings | None = None, *, role: Role = "up") -> System:
             client_id=_lims_client_id(settings, f"bench-{engine.identity.executor_id}"),
             messaging_client=None if messaging is None else messaging.client,
         )
+        if role != "cli":  # the sandbox probe runs while the other services start (the worker waits for it)
+            from fastlims.benches import sandboxing
+
+            sandboxing.detect_in_background(settings)
     intake_service = None if role == "worker" else IntakeService(intake)
 
     services: list[BackgroundService] = []

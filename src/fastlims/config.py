@@ -162,7 +162,7 @@ class Settings(BaseSettings):
         default=None, gt=0, description="Communication step (default: the FMUs' own, else 1 s)"
     )
     virtual_bench_max_duration_s: float | None = Field(
-        default=None, gt=0, description="Cap on a run's simulated duration (profile end or the test's nominal)"
+        default=30 * 86400.0, gt=0, description="Absolute cap on a run's simulated duration (default 30 days)"
     )
     virtual_bench_timeout_s: float = Field(default=3600.0, gt=0, description="Wall-time limit of one run")
     virtual_bench_speed: float = Field(
@@ -177,12 +177,6 @@ class Settings(BaseSettings):
     virtual_bench_booking_floor_s: float = Field(
         default=60.0, gt=0, description="Shortest booking of a virtual run (loading the FMUs, writing results)"
     )
-    virtual_bench_procedure_margin: float = Field(
-        default=3.0,
-        ge=1,
-        description="A procedure may simulate this many times its expected duration (plus an hour) before the run "
-        "fails with end_cause timeout",
-    )
     virtual_bench_batch_sim_s: float | None = Field(
         default=None,
         gt=0,
@@ -196,6 +190,34 @@ class Settings(BaseSettings):
     virtual_bench_metrics_qos: int = Field(default=1, ge=0, le=1, description="QoS of live metrics batches")
     virtual_bench_progress_s: float = Field(
         default=1.0, gt=0, description="How often progress is published and the request is polled for a cancel"
+    )
+    virtual_bench_max_duration_factor: float = Field(
+        default=3.0,
+        ge=1,
+        description="A run may simulate this many times its procedure's expected duration (from the catalog) "
+        "before it fails with end_cause timeout; FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_S caps it absolutely",
+    )
+    # --- the simulation sandbox (fastlims.benches.sandbox): partner FMUs are native code
+    virtual_bench_sandbox: str = Field(
+        default="auto",
+        pattern="^(auto|namespaces|landlock|none)$",
+        description="How simulation children are confined: auto (the strongest that works here), namespaces, "
+        "landlock, or none (needs FASTLIMS_VIRTUAL_BENCH_UNSANDBOXED=true)",
+    )
+    virtual_bench_unsandboxed: bool = Field(
+        default=False, description="Run virtual benches even where no sandbox can be set up (partner FMUs unconfined)"
+    )
+    virtual_bench_memory_mb: int = Field(default=4096, ge=256, description="Address-space limit of a simulation")
+    virtual_bench_cpu_s: int | None = Field(
+        default=None, ge=1, description="CPU-time limit of a simulation (default: its wall-time limit plus a minute)"
+    )
+    virtual_bench_file_size_mb: int = Field(default=1024, ge=1, description="Largest file a simulation may write")
+    virtual_bench_processes: int = Field(
+        default=64, ge=4, description="Processes and threads a simulation may have (its own user namespace)"
+    )
+    virtual_bench_open_files: int = Field(default=256, ge=32, description="Open files of a simulation")
+    virtual_bench_sandbox_uid: int = Field(
+        default=65534, ge=1, description="Who a simulation runs as when the LIMS runs as root (default: nobody)"
     )
 
     # --- accounts, sessions and limits on input (docs/security.md)

@@ -26,12 +26,13 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 if TYPE_CHECKING:
-    from fastlims.benches.cosim.recording import RunResult
+    from fastlims.benches.cosim.recording import Batch, RunResult
 
 FORMAT = "fastlims.simulation-results/1"
 SUMMARY_FORMAT = "fastlims.run-summary/1"
 _KEY = "fastlims."
 CSV_BATCH_ROWS = 65_536
+ROW_GROUP_ROWS = 65_536
 
 Source = Path | str | bytes | BinaryIO
 
@@ -123,6 +124,64 @@ def write_parquet(
         pq.write_table(table, target, compression="zstd")
 
 
+class ResultsWriter:
+    """A run's results written as they arrive (``add`` each batch), so that no process holds a
+    whole run: rows are buffered up to :data:`ROW_GROUP_ROWS`, then written as a row group to a
+    local file; :meth:`close` adds the run's outcome to the file's metadata. The columns and units
+    are the first batch's (later batches must match: :mod:`fastlims.benches.cosim` checks)."""
+
+    def __init__(self, path: Path, *, run_id: str) -> None:
+        self.path = path
+        self.run_id = run_id
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def _open(self, names: Sequence[str], units: Mapping[str, str]) -> None:
+        fields = [pa.field(name, pa.float64(), metadata={"unit": units.get(name, "")}) for name in names]
+        metadata = results_metadata(run_id=self.run_id, units=units)
+        for late in ("run", "fmus", "parameters"):  # known at the end: the file's own metadata
+            metadata.pop(late)
+        encoded = {f"{_KEY}{key}": json.dumps(value, default=_jsonable) for key, value in metadata.items()}
+        self._schema = pa.schema(fields, metadata=encoded)
+        self._writer = pq.ParquetWriter(str(self.path), self._schema, compression="zstd")
+
+    def add(self, batch: Batch) -> None:
+        if self._writer is None:
+            self._open(["time", *batch.signals], {"time": "s", **batch.units})
+        assert self._schema is not None
+        arrays = [pa.array(batch.time), *(pa.array(batch.signals[n]) for n in self._schema.names[1:])]
+        self._pending.append(pa.RecordBatch.from_arrays(arrays, schema=self._schema))
+        self._pending_rows += batch.rows
+        self.rows += batch.rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending and self._writer is not None:
+            self._writer.write_table(pa.Table.from_batches(self._pending))
+        self._pending, self._pending_rows = [], 0
+
+    def close(self, result: RunResult) -> None:
+        """Finish the file with ``result``'s outcome (a run without rows: its own columns, if any)."""
+        if self._writer is None:  # no batch came (the child died or was stopped first): the columns it has
+            columns = result.columns if "time" in result.columns else {"time": np.empty(0)}
+            write_parquet(self.path, columns, result.units, run_id=self.run_id, parameters=result.parameters,
+                          fmus=result.fmus, run=run_metadata(result))  # fmt: skip
+            return
+        self._flush()
+        extra = {"run": run_metadata(result), "fmus": dict(result.fmus), "parameters": dict(result.parameters)}
+        self._writer.add_key_value_metadata({f"{_KEY}{k}": json.dumps(v, default=_jsonable) for k, v in extra.items()})
+        self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.path.unlink(missing_ok=True)
+
+
 def run_metadata(result: RunResult) -> dict[str, Any]:
     """What a results file records about the run that made it."""
     return {
@@ -159,9 +218,11 @@ def _open(source: Source) -> pq.ParquetFile:
     return pq.ParquetFile(source if not isinstance(source, Path) else str(source))
 
 
-def _metadata(schema: pa.Schema) -> dict[str, Any]:
+def _metadata(schema: pa.Schema, extra: Mapping[bytes, bytes] | None = None) -> dict[str, Any]:
+    """The ``fastlims.*`` metadata: the schema's, and the file's own (what a streamed file learnt at
+    its end: the run's outcome)."""
     found: dict[str, Any] = {}
-    for key, value in (schema.metadata or {}).items():
+    for key, value in {**(schema.metadata or {}), **(extra or {})}.items():
         name = key.decode()
         if name.startswith(_KEY):
             found[name[len(_KEY) :]] = json.loads(value)
@@ -179,7 +240,7 @@ def read_parquet(source: Source, *, columns: Sequence[str] | None = None) -> Res
     wanted = None if columns is None else [name for name in columns if name in parquet.schema_arrow.names]
     table = parquet.read(columns=wanted)
     read = {name: table.column(name).to_numpy() for name in table.column_names}
-    return ResultsFile(read, _units(table.schema), _metadata(table.schema))
+    return ResultsFile(read, _units(table.schema), _metadata(table.schema, parquet.metadata.metadata))
 
 
 def iter_csv(source: Source, *, batch_rows: int = CSV_BATCH_ROWS) -> Iterator[bytes]:
@@ -261,41 +322,68 @@ def summarize(
     for the charge of a full-resolution run.
     """
     time = np.asarray(columns.get("time", np.empty(0)), dtype=float)
-    signals: dict[str, Any] = {}
-    for name, values in columns.items():
-        if name == "time":
-            continue
-        array = np.asarray(values, dtype=float)
-        finite = array[np.isfinite(array)]
-        signals[name] = {
-            "unit": units.get(name, ""),
-            "min": _number(finite.min()) if finite.size else None,
-            "max": _number(finite.max()) if finite.size else None,
-            "final": _number(array[-1]) if array.size else None,
-        }
+    signals = {name: _signal(values, units.get(name, "")) for name, values in columns.items() if name != "time"}
     found = find_cells(columns, units) if cells is None else dict(cells)
+    cell_summaries = {
+        cell: _cell(time, columns[voltage], columns[current], voltage, current)
+        for cell, (voltage, current) in found.items()
+    }
+    return _summary(time, signals, cell_summaries)
+
+
+def _signal(values: Any, unit: str) -> dict[str, Any]:
+    array = np.asarray(values, dtype=float)
+    finite = array[np.isfinite(array)]
+    return {
+        "unit": unit,
+        "min": _number(finite.min()) if finite.size else None,
+        "max": _number(finite.max()) if finite.size else None,
+        "final": _number(array[-1]) if array.size else None,
+    }
+
+
+def _cell(
+    time: np.ndarray, voltage_values: Any, current_values: Any, voltage_name: str, current_name: str
+) -> dict[str, Any]:
     held = np.diff(time) if time.size > 1 else np.empty(0)
-    cell_summaries: dict[str, Any] = {}
-    for cell, (voltage_name, current_name) in found.items():
-        current = np.asarray(columns[current_name], dtype=float)[:-1]
-        voltage = np.asarray(columns[voltage_name], dtype=float)[:-1]
-        power = voltage * current
-        cell_summaries[cell] = {
-            "voltage": voltage_name,
-            "current": current_name,
-            "charge_throughput_Ah": _number(float(np.sum(np.abs(current) * held)) / 3600.0),
-            "energy_throughput_Wh": _number(float(np.sum(np.abs(power) * held)) / 3600.0),
-            "net_charge_Ah": _number(float(np.sum(current * held)) / 3600.0),
-            "net_energy_Wh": _number(float(np.sum(power * held)) / 3600.0),
-        }
+    current = np.asarray(current_values, dtype=float)[:-1]
+    voltage = np.asarray(voltage_values, dtype=float)[:-1]
+    power = voltage * current
+    return {
+        "voltage": voltage_name,
+        "current": current_name,
+        "charge_throughput_Ah": _number(float(np.sum(np.abs(current) * held)) / 3600.0),
+        "energy_throughput_Wh": _number(float(np.sum(np.abs(power) * held)) / 3600.0),
+        "net_charge_Ah": _number(float(np.sum(current * held)) / 3600.0),
+        "net_energy_Wh": _number(float(np.sum(power * held)) / 3600.0),
+    }
+
+
+def _summary(time: np.ndarray, signals: dict[str, Any], cells: dict[str, Any]) -> dict[str, Any]:
     return {
         "format": SUMMARY_FORMAT,
         "samples": int(time.size),
         "start_s": _number(time[0]) if time.size else None,
         "end_s": _number(time[-1]) if time.size else None,
         "signals": signals,
-        "cells": cell_summaries,
+        "cells": cells,
     }
+
+
+def summarize_file(source: Source) -> dict[str, Any]:
+    """:func:`summarize` of a results file, reading it a few columns at a time (never the whole run)."""
+    parquet = _open(source)
+    units = _units(parquet.schema_arrow)
+    names = list(parquet.schema_arrow.names)
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray(parquet.read(columns=[name]).column(name).to_numpy(), dtype=float)
+
+    time = column("time") if "time" in names else np.empty(0)
+    signals = {name: _signal(column(name), units.get(name, "")) for name in names if name != "time"}
+    found = find_cells({name: np.empty(0) for name in names}, units)
+    cells = {cell: _cell(time, column(v), column(i), v, i) for cell, (v, i) in found.items()}
+    return _summary(time, signals, cells)
 
 
 def summarize_run(result: RunResult) -> dict[str, Any]:

@@ -8,10 +8,12 @@ One run, step by step (each a DBOS step; a finished step never runs again after 
 2. ``start``: stop here when the request is Cancelled or Failed; else record the run started
    (ScheduleReady → Running with the request's first run) and publish the ``started`` event;
 3. ``simulate``: fetch the FMUs and ``inter_connection.json`` from storage, run the co-simulation
-   in a child process (a segfaulting FMU fails the run, not the worker), publish metrics batches
-   and progress live, poll the request every ``FASTLIMS_VIRTUAL_BENCH_PROGRESS_S`` so a Failed or
-   Cancelled request stops the run, stop it past ``FASTLIMS_VIRTUAL_BENCH_TIMEOUT_S``; write the
-   Parquet file (every sample, the parameters in its metadata) and the summary to
+   in a sandboxed child process (a segfaulting FMU fails the run, not the worker; the partner's
+   code reaches nothing of the host: docs/security.md), its simulated time capped
+   (:func:`.sandboxing.duration_cap`), publish metrics batches and progress live, poll the request
+   every ``FASTLIMS_VIRTUAL_BENCH_PROGRESS_S`` so a Failed or Cancelled request stops the run, stop
+   it past ``FASTLIMS_VIRTUAL_BENCH_TIMEOUT_S``; stream the Parquet file (every sample, the
+   parameters in its metadata) to disk as the batches come, then store it and the summary in
    ``simulation-results/<run_id>/`` under fixed names, each written whole (a re-run overwrites);
 4. ``record``: the run's state and summary (``TestMetricsJson`` keyed by run id,
    ``SimulationResultsPath``), then the request: any failed run → Failed with its reason; every
@@ -33,11 +35,13 @@ import logging
 import math
 import os
 import posixpath
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from dbos import DBOS
@@ -68,7 +72,8 @@ SUMMARY_FILE = "summary.json"
 DEFAULT_STEP_S = 1.0
 _FINISHED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.value)
 # How a run ended, in the runs API's words (the co-simulation's causes folded into them).
-_END_CAUSES = {"crash": "error", "nan": "error", "callback": "error", "invalid": "error", "missing": "error"}
+_END_CAUSES = {"crash": "error", "nan": "error", "callback": "error", "invalid": "error", "missing": "error",
+               "sandbox": "error"}  # fmt: skip
 
 
 # --- the context -------------------------------------------------------------------------
@@ -95,6 +100,7 @@ class BenchContext:
     topics: Topics
     publisher: Publisher | None = None
     slots: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(1))
+    sandbox: Any = None  # the worker's :class:`~.cosim.isolated.Sandbox` (:func:`.sandboxing.require`)
 
     @property
     def storage(self) -> BlobStorage:
@@ -189,15 +195,14 @@ def _step_size(ctx: BenchContext, system: Any, run: RunProcedure) -> float:
 
 
 def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
-    """Run the run's procedure in closed loop on the FMUs and store its results; returns the
-    outcome (small JSON). A run without a procedure is refused: there is no open-loop run to a
-    nominal duration."""
-    from fastlims.benches import results
+    """Run the run's procedure in closed loop on the FMUs, in the sandbox, and store its results;
+    returns the outcome (small JSON). A run without a procedure is refused: there is no open-loop
+    run to a nominal duration. The samples go from the child to the Parquet file batch by batch."""
+    from fastlims.benches import results, sandboxing
     from fastlims.benches.cosim import CosimError, SimulationSpec, load_system, run_in_subprocess
     from fastlims.benches.cosim.spec import ProcedureRun
     from fastlims.intake import files, ports
     from fastlims.procedures.compiler import compile_procedure
-    from fastlims.procedures.outcomes import OutcomeError, summarise
 
     ctx = context()
     settings = ctx.settings
@@ -208,7 +213,14 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
     interconnection = str(order.get("interconnection") or "")
     if not order.get("procedure"):
         return _refused("the run has no test procedure: a virtual bench runs a procedure or nothing")
-    with ctx.slots:
+    try:
+        sandbox = ctx.sandbox or sandboxing.require(settings)
+    except sandboxing.SandboxUnavailable as exc:
+        return _refused(str(exc))
+    spool = settings.data_dir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    with ctx.slots, tempfile.TemporaryDirectory(prefix="run-", dir=spool) as local_dir:
+        writer = results.ResultsWriter(Path(local_dir) / RESULTS_FILE, run_id=run_id)
         try:
             run = RunProcedure.from_json(ctx.storage.get(order["procedure"]))
             profiles = _legacy_profiles(ctx, order)
@@ -224,7 +236,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                 with load_system(paths, connections) as system:
                     step = _step_size(ctx, system, run)
                 expected = run.expected_duration_s
-                cap = expected * settings.virtual_bench_procedure_margin + 3600.0
+                cap = sandboxing.duration_cap(settings, expected)
                 spec = SimulationSpec(
                     step_size=step,
                     stop_time=cap,
@@ -246,6 +258,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                 tracker = _Tracker(ctx, order, spec.start_time + expected, spec.start_time)
 
                 def on_batch(batch: Any) -> None:
+                    writer.add(batch)
                     ctx.send(
                         ctx.topics.run_metrics(run_id),
                         batch.to_message(run_id=run_id, test_uuid=uuid, t0_utc=t0),
@@ -256,29 +269,32 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                     paths, connections, spec, on_batch,
                     batch_rows=batch_rows, batch_every_s=settings.virtual_bench_batch_wall_s,
                     cancel=tracker.cancelled, on_progress=tracker.reached, timeout_s=timeout,
+                    sandbox=sandbox, keep_rows=False,
                 )  # fmt: skip
+            if result.end_cause == "timeout" and result.reason.startswith("the procedure did not end"):
+                result.reason += (
+                    f" ({settings.virtual_bench_max_duration_factor:g} × its expected {expected:g} s "
+                    "(FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_FACTOR), at most FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_S)"
+                )
+            writer.close(result)
         except (CosimError, RunFileError) as exc:
+            writer.abort()
             return _refused(f"the simulation cannot run: {exc}")
         except (FileNotFoundError, KeyError) as exc:
+            writer.abort()
             reason = f"the run's model files are not in storage: {exc}"
             return {"status": "failed", "end_cause": "error", "reason": reason[:4000], "samples": 0}
-    summary: dict[str, Any] = {"steps": [], "cycles": [], "outcomes": {}}
-    if result.rows:
-        try:
-            summary = summarise(result.columns, run.procedure, criterion=run.criterion, end_cause=result.end_cause)
-        except OutcomeError as exc:  # the samples are stored; the run's own end says what went wrong
-            log.warning("no outcomes for the run", extra={"run_id": run_id, "problem": str(exc)})
-            summary["outcomes_problem"] = str(exc)
-    # Fixed names, each written whole: a step that runs again after a crash overwrites them.
-    files.put_atomic(ctx.storage, results_key, results.parquet_bytes(result, run_id=run_id))
-    document = {
-        "run_id": run_id,
-        **results.summarize_run(result),
-        "parameters": dict(order.get("parameters") or {}),
-        "values": dict(order.get("values") or {}),
-        "procedure": run.procedure.name,
-        **summary,
-    }
+        document = {
+            "run_id": run_id,
+            **results.summarize_file(writer.path),
+            "run": results.run_metadata(result),
+            "parameters": dict(order.get("parameters") or {}),
+            "values": dict(order.get("values") or {}),
+            "procedure": run.procedure.name,
+            **_outcomes(writer.path, result, run, run_id),
+        }
+        # Fixed names, each written whole: a step that runs again after a crash overwrites them.
+        files.put_file_atomic(ctx.storage, results_key, writer.path)
     files.put_json(ctx.storage, summary_key, document)
     if ctx.publisher is not None:
         ctx.publisher.flush(30.0)  # the last batch is out before the run's final event
@@ -294,8 +310,25 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
         "wall_s": max(0.0, result.wall_time_s - result.setup_time_s),
         "results": results_key,
         "summary": summary_key,
-        "outcomes": summary["outcomes"],
+        "outcomes": document["outcomes"],
     }
+
+
+def _outcomes(path: Path, result: Any, run: RunProcedure, run_id: str) -> dict[str, Any]:
+    """The procedure's steps, cycles and outcomes, from the columns they need (read back from the
+    results file: the run's other signals stay on disk)."""
+    from fastlims.benches import results
+    from fastlims.procedures.outcomes import USED, OutcomeError, summarise
+
+    summary: dict[str, Any] = {"steps": [], "cycles": [], "outcomes": {}}
+    if result.rows:
+        try:
+            columns = results.read_parquet(path, columns=list(USED)).columns
+            summary = summarise(columns, run.procedure, criterion=run.criterion, end_cause=result.end_cause)
+        except OutcomeError as exc:  # the samples are stored; the run's own end says what went wrong
+            log.warning("no outcomes for the run", extra={"run_id": run_id, "problem": str(exc)})
+            summary["outcomes_problem"] = str(exc)
+    return summary
 
 
 def _refused(reason: str) -> dict[str, Any]:

@@ -196,6 +196,12 @@ class BenchWorker:
             self.owned = None
 
     async def start(self) -> None:
+        from fastlims.benches import sandboxing
+
+        # Before any run: where no sandbox works, refuse (unless the lab allowed unsandboxed runs).
+        self.context.sandbox = await asyncio.to_thread(sandboxing.require, self.settings)
+        status = sandboxing.status(self.settings)
+        (log.info if status.sandboxed else log.warning)("virtual bench sandbox", extra={"sandbox": status.text})
         if not self.engine.launched:
             log.info("no virtual bench worker: the pipeline does not run in this process")
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from pathlib import Path
 from typing import Any
 
 from fastlims.intake.storage import BlobStorage
@@ -29,6 +30,16 @@ def put_atomic(storage: BlobStorage, key: str, data: bytes) -> None:
         return
     temporary = partial_key(key)
     storage.put(temporary, data)
+    storage.move(temporary, key)
+
+
+def put_file_atomic(storage: BlobStorage, key: str, path: Path) -> None:
+    """:func:`put_atomic` of a local file, streamed from disk (a run's results are not read into memory)."""
+    if storage.local_root is None:
+        storage.put(key, path)
+        return
+    temporary = partial_key(key)
+    storage.put(temporary, path)
     storage.move(temporary, key)
 
 

@@ -68,6 +68,9 @@ DISCHARGE_WH = "Discharge Energy / Wh"
 TEMPERATURE = "Temperature T1 / degC"
 AMBIENT = "Ambient Temperature / degC"
 REQUIRED = (TIME, VOLTAGE, CURRENT, STEP_COUNT, STEP_ID)
+# Every column the outcomes read (a caller reading a results file needs no others).
+USED = (*REQUIRED, "Cycle Count / 1", "Charge Capacity / Ah", "Discharge Capacity / Ah", "Charge Energy / Wh",
+        "Discharge Energy / Wh", "Temperature T1 / degC", "Ambient Temperature / degC")  # fmt: skip
 
 Array = NDArray[np.float64]
 
@@ -89,7 +92,7 @@ class _Run:
         self.n = len(np.asarray(columns[TIME]))
         self.col: dict[str, Array] = {}
         for name, values in columns.items():
-            if name not in (*REQUIRED, CYCLE, CHARGE_AH, DISCHARGE_AH, CHARGE_WH, DISCHARGE_WH, TEMPERATURE, AMBIENT):
+            if name not in USED:
                 continue
             array = np.asarray(values, dtype=np.float64)
             if array.ndim != 1 or len(array) != self.n:

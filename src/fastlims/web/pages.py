@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
+from fastlims.benches import sandboxing
 from fastlims.benches.runs import service as runs_service
 from fastlims.catalog import service as catalog
 from fastlims.deps import DbSession, Parts, SystemDep
@@ -58,6 +59,7 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         "local": local,
         "Status": Status,
         "status_style": STATUS_STYLE,
+        "sandbox_warning": sandboxing.warning(system.settings),
     }
     return TEMPLATES.TemplateResponse(request, name, {**base, **context}, status_code=status_code)
 

@@ -114,3 +114,15 @@ def test_cells_are_found_by_units_when_the_names_differ() -> None:
     cells = results.summarize(columns, units)["cells"]
     assert cells["Pack"]["charge_throughput_Ah"] == pytest.approx(2.0 / 3600)
     assert cells["Pack"]["energy_throughput_Wh"] == pytest.approx((4.0 + 3.9) / 3600)
+
+
+def test_a_streamed_run_that_got_no_batch_still_writes_a_results_file(tmp_path: Path) -> None:
+    """A child killed before its first batch: the file holds no rows and says how the run ended."""
+    result = RunResult(status="failed", reason="the run exceeded its wall-time limit of 3 s", end_cause="timeout",
+                       stopped_at=0.0, columns={}, units={"time": "s"}, steps=0, wall_time_s=3.1, step_size=1.0,
+                       algorithm="jacobi")  # fmt: skip
+    writer = results.ResultsWriter(tmp_path / "results.parquet", run_id="r-1")
+    writer.close(result)
+    stored = results.read_parquet(tmp_path / "results.parquet")
+    assert len(stored.columns["time"]) == 0 and stored.run_id == "r-1"
+    assert stored.metadata["run"]["end_cause"] == "timeout"

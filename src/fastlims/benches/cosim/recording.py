@@ -99,6 +99,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     fmu_log: list[str] = field(default_factory=list)
     batches: int = 0
+    row_count: int | None = None  # the rows a run handed out when its columns were not kept (streamed)
 
     @property
     def ok(self) -> bool:
@@ -106,7 +107,8 @@ class RunResult:
 
     @property
     def rows(self) -> int:
-        return len(self.columns.get("time", ()))
+        kept = len(self.columns.get("time", ()))
+        return kept if kept or self.row_count is None else self.row_count
 
     @property
     def steps_per_s(self) -> float:

@@ -89,6 +89,7 @@ def build_fmu(
     name: str | None = None,
     cache_dir: Path | None = None,
     start_values: Mapping[str, float] | None = None,
+    model_dir: Path | None = None,
 ) -> Path:
     """Build ``model`` as an FMI ``fmi_version`` ("2.0" or "3.0") co-simulation FMU for this platform.
 
@@ -99,9 +100,12 @@ def build_fmu(
     declared min/max; an Enumeration's a whole number).
     Compiled objects and FMUs are cached in ``cache_dir`` (default :func:`default_cache_dir`);
     every write is atomic, so parallel builds (threads or processes) are safe.
+    ``model_dir``: take ``<model>.c`` and its templates from there instead of ``src/`` (a test's own
+    model, e.g. a hostile one; no fault variants), built on the same ``instance.c`` and adapters.
     Raises :class:`FmuBuildError` naming what is wrong (every bad start value at once).
     """
-    base, fault = _parse_model(model)
+    base, fault = _parse_model(model) if model_dir is None else (model, None)
+    models = SOURCE_DIR if model_dir is None else Path(model_dir)
     if fmi_version not in FMI_VERSIONS:
         raise FmuBuildError(f"FMI version {fmi_version!r} is not supported; use one of {', '.join(FMI_VERSIONS)}")
     major = fmi_version[0]
@@ -110,9 +114,9 @@ def build_fmu(
         raise FmuBuildError(f"FMU name {name!r} must be a plain file name without a directory")
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    template = SOURCE_DIR / f"{base}.fmi{major}.xml"
+    template = models / f"{base}.fmi{major}.xml"
     adapter = SOURCE_DIR / f"fmi{major}_adapter.c"
-    model_source = SOURCE_DIR / f"{base}.c"
+    model_source = models / f"{base}.c"
     local_headers = [SOURCE_DIR / h for h in _LOCAL_HEADERS]
     fmi_headers = [_header_dir() / h for h in _FMI_HEADERS[fmi_version]]
     instance_source = SOURCE_DIR / "instance.c"

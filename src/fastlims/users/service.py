@@ -37,9 +37,17 @@ def count(*, session: Session) -> int:
 
 
 def create(
-    *, session: Session, username: str, role: Role | str, password: str, display_name: str | None = None
+    *,
+    session: Session,
+    username: str,
+    role: Role | str,
+    password: str,
+    display_name: str | None = None,
+    partner: str | None = None,
 ) -> User:
-    """Create a user; the username is the login and the requester id on their requests."""
+    """Create a user; the username is the login and the requester id on their requests. A
+    model_uploader needs ``partner`` (the Digital Twin partner it uploads for; the caller checks
+    that the partner exists); the other roles take none."""
     if not USERNAME_PATTERN.match(username):
         raise UserError(f"username {username!r} is invalid: use 2-64 lower-case letters, digits, '.', '_' or '-'")
     try:
@@ -50,6 +58,10 @@ def create(
         check_password_policy(password)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+    if role is Role.model_uploader and not partner:
+        raise UserError("a model_uploader uploads for one Digital Twin partner: give --partner NAME")
+    if role is not Role.model_uploader and partner:
+        raise UserError(f"only a model_uploader is bound to a partner, not a {role.value}")
     if get_by_username(session=session, username=username):
         raise UserError(f"user {username!r} already exists")
     user = User(
@@ -57,6 +69,7 @@ def create(
         display_name=display_name or username,
         role=role,
         password_hash=hash_password(password),
+        partner=partner,
     )
     session.add(user)
     session.flush()

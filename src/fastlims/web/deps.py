@@ -22,7 +22,12 @@ class LoginRequired(Exception):
 def page_user(request: Request, session: DbSession) -> User:
     username = request.session.get("user")
     user = users.get_by_username(session=session, username=username) if username else None
-    if user is None or not user.is_active or request.session.get("generation") != user.session_generation:
+    if (
+        user is None
+        or not user.is_active
+        or not user.is_lab_user  # a partner's model_uploader account has no pages
+        or request.session.get("generation") != user.session_generation
+    ):
         request.session.clear()  # unknown, disabled, or logged out since this session was made
         raise LoginRequired(request.url.path)
     request.state.user = user.username

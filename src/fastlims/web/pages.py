@@ -81,6 +81,17 @@ def login(
     next: Annotated[str, Form()] = "/",  # noqa: A002
 ) -> Response:
     user = users.authenticate(session=session, username=username.strip(), password=password)
+    if user is not None and not user.is_lab_user:
+        return _render(
+            request,
+            "login.html",
+            {
+                "next": next,
+                "error": "This account only uploads model files over the API; it has no pages.",
+                "user": None,
+            },
+            status_code=403,
+        )
     if user is None:
         return _render(
             request,

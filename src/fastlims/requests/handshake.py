@@ -102,9 +102,13 @@ class DigitalTwinHandshake:
                     )
                 )
             )
-            if not set(routing.active_partners(session=session)) <= refused:
+            offered = set(routing.active_partners(session=session))
+            if not offered <= refused:
                 return "refusal_noted"
-            reason = f"every Digital Twin partner refused the request; the last, {reason[len('the Digital Twin ') :]}"
+            if len(offered) > 1:
+                reason = (
+                    f"every Digital Twin partner refused the request; the last, {reason[len('the Digital Twin ') :]}"
+                )
         requests.change_status(session=session, request=request, target=Status.Failed, actor=partner, reason=reason)
         return "refused"
 

@@ -232,7 +232,7 @@ class _PartnerSSHServer(asyncssh.SSHServer):
     async def begin_auth(self, username: str) -> bool:
         self._user = username
         found = await asyncio.to_thread(self._owner.partners, username)
-        if found is not None and self._conn is not None:
+        if found is not None and found[0].strip() and self._conn is not None:  # no keys: no SFTP for it
             keys, _quota = found
             try:
                 self._conn.set_authorized_keys(asyncssh.import_authorized_keys(keys))

@@ -213,7 +213,7 @@ def mosquitto_version() -> str | None:
 def _paho(username: str, password: str, name: str) -> mqtt.Client:
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"bench-{name}-{os.urandom(4).hex()}",
+        client_id=f"{username}/bench-{name}-{os.urandom(4).hex()}",  # USERNAME/…: docs/mqtt.md
         protocol=mqtt.MQTTv311,
         clean_session=True,
     )

@@ -9,6 +9,7 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)  # messaging: docs/mqtt.md's commands
 command -v runuser >/dev/null || need+=(util-linux)
 command -v sftp >/dev/null || need+=(openssh-client)  # intake: the real OpenSSH sftp/ssh/scp clients
 command -v gcc >/dev/null || need+=(gcc libc6-dev)  # intake: test FMUs are compiled C

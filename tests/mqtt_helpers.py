@@ -25,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from fastlims.bootstrap import System
 from fastlims.messaging.acl import mosquitto_acl
 from fastlims.messaging.models import MqttRole
+from fastlims.messaging.mosquitto import mosquitto_conf
 from fastlims.runtime import start_services, stop_services
 from tests.services import free_port, wait_for  # noqa: F401 - re-exported for the messaging tests
 
@@ -78,11 +79,13 @@ class Peer:
     received: queue.Queue[tuple[str, bytes]] = field(default_factory=queue.Queue)
     suback: queue.Queue[list[int]] = field(default_factory=queue.Queue)
     connack: queue.Queue[int] = field(default_factory=queue.Queue)
+    disconnected: threading.Event = field(default_factory=threading.Event)
+    bind_address: str = ""
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_id or f"peer-{os.urandom(4).hex()}",
+            client_id=self.client_id or f"{self.username or 'anonymous'}/peer-{os.urandom(4).hex()}",
             protocol=mqtt.MQTTv311,
             clean_session=self.clean_session,
         )
@@ -93,11 +96,15 @@ class Peer:
             [int(getattr(x, "value", x)) for x in codes]
         )
         self.client.on_connect = lambda c, u, f, rc, p: self.connack.put(int(getattr(rc, "value", rc)))
+        self.client.on_disconnect = lambda c, u, f, rc, p: self.disconnected.set()
 
     def connect(self, timeout: float = 10) -> int:
-        self.client.connect("127.0.0.1", self.port, keepalive=30)
+        self.client.connect("127.0.0.1", self.port, keepalive=30, bind_address=self.bind_address)
         self.client.loop_start()
-        return self.connack.get(timeout=timeout)
+        code = self.connack.get(timeout=timeout)
+        if code != 0:
+            self.client.loop_stop()  # paho would retry a refused CONNECT forever, adding to lockouts
+        return code
 
     def subscribe(self, topic: str, qos: int = 1) -> list[int]:
         self.client.subscribe(topic, qos)
@@ -218,8 +225,13 @@ def start_mosquitto(users: dict[str, tuple[str, MqttRole]], prefix: str) -> Mosq
     port = free_port()
     config = directory / "mosquitto.conf"
     config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\nacl_file {acl}\n"
-        "persistence false\nmax_queued_messages 0\nlog_type error\n"
+        mosquitto_conf(
+            host="127.0.0.1",
+            port=port,
+            password_file=passwd,
+            acl_file=acl,
+            extra=("persistence false", "max_queued_messages 0", "log_type error"),
+        )
     )
     os.chmod(config, 0o644)
     process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -42,8 +42,9 @@ from fastlims.db.engine import Database
 from fastlims.intake import models as intake_models
 from fastlims.intake.service import Intake, IntakeService
 from fastlims.messaging import models as messaging_models
-from fastlims.messaging.broker import BrokerPolicy, EmbeddedBroker
+from fastlims.messaging.broker import BrokerLimits, BrokerPolicy, EmbeddedBroker
 from fastlims.messaging.client import BrokerAddress, MqttClient
+from fastlims.messaging.guard import ThrottlePolicy, client_id_for, lims_client_suffix
 from fastlims.messaging.metrics import MessagingMetrics
 from fastlims.messaging.service import AckPolicy, MessagingService
 from fastlims.messaging.topics import Topics
@@ -99,7 +100,8 @@ def build_from_environment(*, role: Role = "cli", **overrides: Any) -> System:
 
 def build(settings: Settings | None = None, *, role: Role = "up") -> System:
     settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Created private (0700): it holds the secret key, the SQLite files, the host key and uploads.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     database = Database(settings.resolved_database_url)
     topics = Topics(settings.mqtt_topic_prefix)
     metrics_registry = CollectorRegistry()
@@ -132,7 +134,7 @@ def build(settings: Settings | None = None, *, role: Role = "up") -> System:
         bench_worker = BenchWorker(
             bench_context,
             engine,
-            client_id=f"{settings.mqtt_client_id}-bench-{engine.identity.executor_id}",
+            client_id=_lims_client_id(settings, f"bench-{engine.identity.executor_id}"),
             messaging_client=None if messaging is None else messaging.client,
         )
     intake_service = None if role == "worker" else IntakeService(intake)
@@ -165,7 +167,13 @@ def _messaging(
     metrics = MessagingMetrics(metrics_registry)
     broker: EmbeddedBroker | None = None
     if settings.mqtt_url is None:
-        broker = EmbeddedBroker(BrokerPolicy(database, topics, metrics), settings.mqtt_host, settings.mqtt_port)
+        limits = BrokerLimits(
+            max_packet_bytes=settings.mqtt_max_packet_bytes,
+            connect_timeout_s=settings.mqtt_connect_timeout_s,
+            throttle=ThrottlePolicy(settings.mqtt_auth_max_failures, settings.mqtt_auth_lock_s),
+            revocation_poll_s=settings.mqtt_revocation_poll_s,
+        )
+        broker = EmbeddedBroker(BrokerPolicy(database, topics, metrics, limits), settings.mqtt_host, settings.mqtt_port)
         username, password = broker.add_internal_identity()
         address = BrokerAddress(settings.mqtt_host, settings.mqtt_port)
     else:
@@ -176,7 +184,7 @@ def _messaging(
         password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     client = MqttClient(
         address,
-        client_id=settings.mqtt_client_id,
+        client_id=client_id_for(username or "fastlims", _lims_client_suffix(settings)),
         username=username,
         password=password,
         reconnect_max_s=settings.mqtt_reconnect_max_s,
@@ -193,6 +201,17 @@ def _messaging(
     return broker, messaging
 
 
+def _lims_client_suffix(settings: Settings) -> str:
+    """FASTLIMS_MQTT_CLIENT_ID, or a suffix derived from the secret key: stable across restarts,
+    unguessable without the key (nobody can aim a CONNECT at the LIMS's session)."""
+    return settings.mqtt_client_id or lims_client_suffix(_secret_key(settings))
+
+
+def _lims_client_id(settings: Settings, role: str) -> str:
+    """A worker's own connection with the LIMS's identity on an external broker."""
+    return client_id_for(settings.mqtt_username or "fastlims", f"{_lims_client_suffix(settings)}-{role}")
+
+
 def _secret_key(settings: Settings) -> str:
     """Use FASTLIMS_SECRET_KEY, or a random key kept (0600) in the data dir so sessions survive
     restarts without a secret ever being written to the repository or the logs."""
@@ -201,7 +220,7 @@ def _secret_key(settings: Settings) -> str:
     path = settings.data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     temporary = path.with_suffix(".tmp")
     temporary.touch(mode=0o600)

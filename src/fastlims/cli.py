@@ -13,12 +13,14 @@ from typing import Any
 import click
 
 from fastlims import __version__
+from fastlims.benches.commands import benches
 from fastlims.bootstrap import ConfigurationError, Role, System, build_from_environment, prepare_database
 from fastlims.catalog.procedure_commands import PREPARE, procedures
 from fastlims.config import Settings
 from fastlims.pipeline.commands import workflows
+from fastlims.users.commands import add_account_commands
 
-DEMO_PASSWORD = "fastlims-demo"  # noqa: S105 - documented demo-only credential, see README
+DEMO_PASSWORD = "fastlims-demo"  # noqa: S105 - documented demo-only credential, see README (users.security)
 DEMO_USERS = (
     ("demo-requester", "requester", "Demo Requester"),
     ("demo-manager", "lab_manager", "Demo Lab Manager"),
@@ -57,6 +59,7 @@ def main(ctx: click.Context) -> None:
 
 main.add_command(workflows)
 main.add_command(procedures)
+main.add_command(benches)
 
 
 @main.command()
@@ -66,11 +69,30 @@ main.add_command(procedures)
 def up(demo: bool, host: str | None, port: int | None) -> None:
     """Migrate the database and serve the web app and API (and, later, every embedded service)."""
     from fastlims import logs, runtime
-    from fastlims.demo import enable_reference_digital_twin, ensure_admin, load_demo
+    from fastlims.demo import (
+        disable_demo_accounts,
+        enable_reference_digital_twin,
+        ensure_admin,
+        load_demo,
+        non_loopback,
+    )
 
     system = _system("up")
     logs.configure(system.settings.log_level, system.settings.log_format)
+    bind_host = host or system.settings.http_host
+    bind_port = port or system.settings.http_port
+    if demo:
+        exposed = non_loopback(bind_host, system.settings)
+        if exposed:
+            raise click.ClickException(
+                f"--demo refuses to listen on {exposed}: its accounts have a published password."
+                " Bind to 127.0.0.1 (FASTLIMS_HTTP_HOST, FASTLIMS_SFTP_HOST, FASTLIMS_MQTT_HOST) or run without --demo"
+            )
     prepare_database(system)
+    if not demo:
+        disabled = disable_demo_accounts(system, tuple(name for name, _, _ in DEMO_USERS))
+        if disabled:
+            click.echo(f"Demo accounts disabled (started without --demo): {', '.join(disabled)}")
     created = ensure_admin(system)
     if created:
         click.echo(
@@ -84,8 +106,6 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
         click.echo(
             "Demo accounts (password 'fastlims-demo'): " + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
         )
-    bind_host = host or system.settings.http_host
-    bind_port = port or system.settings.http_port
     click.echo(f"FastLIMS {__version__} starting: web on http://{bind_host}:{bind_port}  (API docs: /docs)")
     try:
         runtime.run(system, bind_host, bind_port)
@@ -214,18 +234,30 @@ def tokens() -> None:
 @tokens.command("create")
 @click.argument("user")
 @click.option("--name", default="", help="What the token is for, e.g. 'nightly export'.")
-def tokens_create(user: str, name: str) -> None:
+@click.option("--expires", default=None, help="Refuse the token after this long: 90d, 12h, 30m (default: never).")
+def tokens_create(user: str, name: str, expires: str | None) -> None:
     """Print a new API token for USER (shown only now; only its digest is stored)."""
+    from fastlims.timeutil import utcnow
     from fastlims.users import service
+    from fastlims.users.commands import parse_duration
 
+    expires_at = None
+    if expires is not None:
+        try:
+            expires_at = utcnow() + parse_duration(expires)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expires") from None
     system = _system()
     prepare_database(system, seed_catalog=False)
     try:
         with system.database.transaction() as session:
-            token = service.create_token(session=session, username=user, name=name)
+            token = service.create_token(session=session, username=user, name=name, expires_at=expires_at)
     except service.UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(token)
+
+
+add_account_commands(users, tokens)
 
 
 @main.command()
@@ -304,6 +336,42 @@ def mqtt_users_mosquitto_acl(lims_user: str | None) -> None:
     with system.database.transaction() as session:
         found = [(u.username, u.role) for u in identities.get_all(session=session) if u.is_active]
     click.echo(mosquitto_acl(([(lims, MqttRole.lims)] if lims else []) + found, system.settings.mqtt_topic_prefix))
+
+
+def _mqtt_user_change(name: str, change) -> None:  # type: ignore[no-untyped-def]
+    from fastlims.messaging import identities
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    try:
+        with system.database.transaction() as session:
+            change(identities, session)
+    except identities.IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@mqtt_users.command("disable")
+@click.argument("name")
+def mqtt_users_disable(name: str) -> None:
+    """Disable NAME: a running embedded broker disconnects it within a second and refuses it."""
+    _mqtt_user_change(name, lambda ids, session: ids.set_active(session=session, username=name, active=False))
+    click.echo(f"MQTT user {name!r} disabled")
+
+
+@mqtt_users.command("enable")
+@click.argument("name")
+def mqtt_users_enable(name: str) -> None:
+    """Enable NAME again."""
+    _mqtt_user_change(name, lambda ids, session: ids.set_active(session=session, username=name, active=True))
+    click.echo(f"MQTT user {name!r} enabled")
+
+
+@mqtt_users.command("remove")
+@click.argument("name")
+def mqtt_users_remove(name: str) -> None:
+    """Remove NAME: a running embedded broker disconnects it within a second and refuses it."""
+    _mqtt_user_change(name, lambda ids, session: ids.remove(session=session, username=name))
+    click.echo(f"MQTT user {name!r} removed")
 
 
 @main.group()

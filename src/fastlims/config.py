@@ -47,11 +47,26 @@ class Settings(BaseSettings):
     mqtt_cert_file: Path | None = Field(default=None, description="Client certificate for mqtts://")
     mqtt_key_file: Path | None = Field(default=None, description="Client key for mqtts://")
     mqtt_topic_prefix: str = "fastest/v1"
-    mqtt_client_id: str = Field(default="fastlims-lims", description="Stable: the broker keeps our session")
+    mqtt_client_id: str | None = Field(
+        default=None,
+        description="Suffix of the LIMS's client id (USERNAME/SUFFIX); default: derived from the secret key, "
+        "stable (the broker keeps our session) and unguessable",
+    )
     dt_ack_timeout_s: float = Field(default=120.0, gt=0, description="Wait this long for the DT's ack")
     dt_request_retries: int = Field(default=3, ge=0, description="Re-send a request this often before failing")
     outbox_poll_s: float = Field(default=1.0, gt=0, description="Relay's fallback poll when nothing wakes it")
     mqtt_reconnect_max_s: int = Field(default=10, ge=1, description="Longest wait between reconnection attempts")
+    mqtt_max_packet_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, le=268_435_455, description="Largest MQTT packet the broker takes"
+    )
+    mqtt_connect_timeout_s: float = Field(default=10.0, gt=0, description="Drop a socket that sends no CONNECT")
+    mqtt_auth_max_failures: int = Field(
+        default=10, ge=1, description="Wrong MQTT passwords per account or address before a lockout"
+    )
+    mqtt_auth_lock_s: float = Field(default=900.0, gt=0, description="How long an MQTT lockout lasts")
+    mqtt_revocation_poll_s: float = Field(
+        default=1.0, gt=0, description="How soon a disabled MQTT identity is disconnected"
+    )
 
     # --- intake: blob storage, SFTP for Digital Twin partners, upload events (fastlims.intake)
     storage_url: str | None = Field(
@@ -181,6 +196,28 @@ class Settings(BaseSettings):
     virtual_bench_metrics_qos: int = Field(default=1, ge=0, le=1, description="QoS of live metrics batches")
     virtual_bench_progress_s: float = Field(
         default=1.0, gt=0, description="How often progress is published and the request is polled for a cancel"
+    )
+
+    # --- accounts, sessions and limits on input (docs/security.md)
+    session_absolute_s: int = Field(
+        default=24 * 3600, ge=60, description="A page session ends this long after its login, however active"
+    )
+    login_max_failures: int = Field(default=10, ge=1, description="Failed logins of one account before it locks")
+    login_max_failures_per_address: int = Field(
+        default=30, ge=1, description="Failed logins from one source address before it locks"
+    )
+    login_lockout_s: float = Field(
+        default=900.0, gt=0, description="How long a lock lasts (and the window failures are counted in)"
+    )
+    http_max_body_bytes: int = Field(
+        default=10 * 1024**2, ge=1024, description="Largest request body except model uploads (413 above)"
+    )
+    eventgrid_max_body_bytes: int = Field(
+        default=1024**2, ge=1024, description="Largest Event Grid delivery (Event Grid sends at most 1 MB)"
+    )
+    metrics_public: bool = Field(default=False, description="Serve /metrics without a token")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token a Prometheus scraper sends for /metrics (admins' API tokens work too)"
     )
 
     @field_validator("mqtt_url")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
+from fastlims.config import Settings
 from fastlims.messaging.variables import Variables
 from fastlims.requests import service as requests_service
 from fastlims.requests.schemas import TestRequestCreate
@@ -15,6 +18,48 @@ from fastlims.users import service as users
 from fastlims.users.security import generate_password
 
 log = logging.getLogger(__name__)
+
+
+def _is_loopback(host: str) -> bool:
+    """True when ``host`` (a name or address) resolves to loopback addresses only."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def non_loopback(http_host: str, settings: Settings) -> str | None:
+    """The first listening address of the demo that other machines could reach (the web server,
+    SFTP, the embedded broker), described with its setting, or None when all are loopback."""
+    listening = [("web", "FASTLIMS_HTTP_HOST / --host", http_host)]
+    if settings.sftp_enabled:
+        listening.append(("SFTP", "FASTLIMS_SFTP_HOST", settings.sftp_host))
+    if settings.mqtt_url is None:
+        listening.append(("MQTT broker", "FASTLIMS_MQTT_HOST", settings.mqtt_host))
+    for service, setting, host in listening:
+        if not _is_loopback(host):
+            return f"{host!r} ({service}, {setting})"
+    return None
+
+
+def disable_demo_accounts(system: System, names: tuple[str, ...]) -> list[str]:
+    """Disable the demo accounts that are still active (the system started without ``--demo``):
+    their password is published. Returns the names disabled now."""
+    disabled = []
+    with system.database.transaction() as session:
+        for name in names:
+            user = users.get_by_username(session=session, username=name)
+            if user is not None and user.is_active:
+                users.set_active(session=session, username=name, active=False)
+                disabled.append(name)
+    if disabled:
+        log.warning("demo accounts disabled: started without --demo", extra={"accounts": disabled})
+    return disabled
 
 
 def ensure_admin(system: System) -> str | None:
@@ -82,7 +127,10 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
                     role=role,
                     password=password,
                     display_name=display_name,
+                    demo=True,
                 )
+            else:
+                users.set_active(session=session, username=username, active=True)  # disabled by a run without --demo
         requester = users.get_by_username(session=session, username=accounts[0][0])
         assert requester is not None
         if sum(requests_service.counts_by_status(session=session).values()):

@@ -22,6 +22,7 @@ from fastlims.messaging.broker import EmbeddedBroker
 from fastlims.messaging.service import MessagingService
 from fastlims.messaging.topics import Topics
 from fastlims.pipeline.service import PipelineService
+from fastlims.users.throttle import LoginThrottle
 
 
 @runtime_checkable
@@ -62,6 +63,7 @@ class System:
     metrics_registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     services: list[BackgroundService] = field(default_factory=list)
     web_metrics: Any = None  # created once by the web app, however often an app is built
+    login_throttle: LoginThrottle | None = None  # the web login's, also made once by the web app
 
     def close(self) -> None:
         self.database.dispose()

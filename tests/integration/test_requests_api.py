@@ -185,7 +185,10 @@ def test_requesters_see_only_their_own_and_managers_see_all(
     theirs = submit(client, other_requester, combo.body())["request_number"]
     listed = client.get("/api/v1/test-requests", headers=requester.headers).json()
     assert [i["request_number"] for i in listed["items"]] == [mine]
-    assert client.get(f"/api/v1/test-requests/{theirs}", headers=requester.headers).status_code == 403
+    hidden = client.get(f"/api/v1/test-requests/{theirs}", headers=requester.headers)
+    unknown = client.get("/api/v1/test-requests/TR-2026-999999", headers=requester.headers)
+    assert hidden.status_code == unknown.status_code == 404  # not 403: numbers cannot be probed
+    assert hidden.json()["detail"] == f"test request {theirs!r} does not exist"
     assert client.get(f"/api/v1/test-requests/{mine}", headers=requester.headers).status_code == 200
     assert client.get("/api/v1/test-requests", headers=manager.headers).json()["total"] == 2
     assert client.get(f"/api/v1/test-requests/{theirs}", headers=manager.headers).status_code == 200
@@ -215,7 +218,7 @@ def test_cancel_someone_elses_request(
     client: TestClient, system: System, requester: Actor, other_requester: Actor, manager: Actor
 ) -> None:
     number = submit(client, requester, applicable(system).body())["request_number"]
-    assert client.post(f"/api/v1/test-requests/{number}/cancel", headers=other_requester.headers).status_code == 403
+    assert client.post(f"/api/v1/test-requests/{number}/cancel", headers=other_requester.headers).status_code == 404
     assert client.post(f"/api/v1/test-requests/{number}/cancel", headers=manager.headers).status_code == 200
 
 

@@ -49,7 +49,7 @@ from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.intake.service import Intake
 from fastlims.intake.storage import BlobStorage
-from fastlims.messaging.schemas import RunEvent
+from fastlims.messaging.schemas import RunEvent, seed_time
 from fastlims.messaging.topics import Topics
 from fastlims.pipeline import durable
 from fastlims.pipeline.models import RunState, ScheduledRun
@@ -113,7 +113,7 @@ class BenchContext:
                 event=event,  # type: ignore[arg-type]
                 progress=max(0.0, min(100.0, progress)),
                 reason=reason[:2000] if reason else None,
-                at=utcnow().isoformat().replace("+00:00", "Z"),
+                at=seed_time(utcnow()),
             ),
         )
 
@@ -242,7 +242,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                     if settings.virtual_bench_batch_sim_s
                     else None
                 )
-                t0 = utcnow().isoformat().replace("+00:00", "Z")
+                t0 = seed_time(utcnow())
                 tracker = _Tracker(ctx, order, spec.start_time + expected, spec.start_time)
 
                 def on_batch(batch: Any) -> None:

@@ -198,7 +198,10 @@ async def put_model_file(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the file is larger than {limit} bytes")
-    with tempfile.TemporaryDirectory(prefix="fastlims-put-") as directory:
+    # Spooled in the data folder (private to the LIMS, sized for uploads), not the system's /tmp.
+    spool = system.settings.data_dir / "http-spool"
+    await asyncio.to_thread(spool.mkdir, 0o700, True, True)
+    with tempfile.TemporaryDirectory(prefix="put-", dir=spool) as directory:
         spooled = Path(directory) / "upload"
         size = 0
         with open(spooled, "wb") as out:
@@ -206,7 +209,7 @@ async def put_model_file(
                 size += len(chunk)
                 if size > limit:
                     raise HTTPException(413, f"the file is larger than {limit} bytes")
-                out.write(chunk)
+                await asyncio.to_thread(out.write, chunk)
         if size == 0:
             raise HTTPException(422, "the body is empty: send the file")
         key = f"{layout.POOL}/{user.partner}/{test_uuid}/{filename}"

@@ -31,6 +31,7 @@ from fastlims.intake.events import UploadEvent, UploadHandler
 from fastlims.intake.processor import DataProcessor, ModelReadyHook
 from fastlims.intake.storage import BlobStorage, StorageOptions, default_storage_url, open_storage
 from fastlims.intake.validation import ZipLimits
+from fastlims.users.throttle import LoginThrottle, ThrottlePolicy
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,10 @@ class Intake:
             await asyncio.to_thread(path.unlink, True)
         await self.handler.handle(UploadEvent(path=key, source="sftp", partner=partner))
 
+    def stored_pool_bytes(self, partner: str) -> int:
+        """Bytes of the partner's files in the blob storage's pool (blocking: a listing)."""
+        return sum(stored.size for stored in self.storage.list(f"{layout.POOL}/{partner}/"))
+
     def partner_lookup(self, name: str) -> tuple[str, int] | None:
         from fastlims.intake import partners
 
@@ -141,6 +146,14 @@ class IntakeService:
                     partners=self.intake.partner_lookup,
                     on_file=self.intake.sftp_file_committed,
                     max_file_bytes=settings.intake_max_file_bytes,
+                    throttle=LoginThrottle(
+                        ThrottlePolicy(
+                            max_failures=settings.login_max_failures,
+                            max_failures_per_address=settings.login_max_failures_per_address,
+                            lockout_s=settings.login_lockout_s,
+                        )
+                    ),
+                    stored_usage=None if storage.local_root is not None else self.intake.stored_pool_bytes,
                 )
                 await self.sftp.start()
             if settings.intake_watch_pool and storage.local_root is not None:

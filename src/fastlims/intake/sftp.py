@@ -7,7 +7,14 @@
 - No shell, exec, SCP, port forwarding, symlinks or hard links; no ``..`` in a path; a link that
   points outside the folder is refused.
 - Size limits are enforced while writing (the write fails with an SFTP error): per file and per
-  partner (everything in its pool folder plus uploads in flight).
+  partner (everything in its pool folder, its files in the blob storage's pool when the storage
+  is not a local folder, plus uploads in flight). An append (``FXF_APPEND``) writes at the end
+  of the file whatever offset the client sends, and counts like any growth.
+- Guessing: failed logins are counted per partner name and per source address
+  (:class:`~fastlims.users.throttle.LoginThrottle`); a locked name or address is refused, a
+  correct key too, with a banner saying how long to wait.
+- File work (copies, writes, renames, quota scans) runs in worker threads: one partner's disk
+  or storage never stalls the event loop that the web server, the broker and the intake share.
 - A file becomes visible only once completely written and closed: it is written under a
   temporary name outside the pool and renamed into place on a clean close. A close made by the
   session clean-up of a client that died mid-transfer is not a clean close: the temporary file
@@ -33,12 +40,16 @@ import asyncssh
 from asyncssh import SFTPAttrs, SFTPFailure, SFTPName, SFTPNoSuchFile, SFTPPermissionDenied, SFTPQuotaExceeded
 from asyncssh.sftp import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
 
+from fastlims.users.throttle import LoginThrottle, wait_message
+
 log = logging.getLogger(__name__)
 
 # (partner, key, local path) of a file that was completely written and closed.
 FileCommitted = Callable[[str, str, Path], Awaitable[None]]
 # partner name -> (OpenSSH authorized_keys text, quota in bytes) or None (unknown or disabled).
 PartnerLookup = Callable[[str], tuple[str, int] | None]
+# partner name -> bytes of its files stored outside the SFTP folder (a blob storage's pool); blocking.
+StoredUsage = Callable[[str], int]
 
 
 @dataclass
@@ -75,6 +86,8 @@ class _Upload:
         self.final = final
         self.relative = relative  # below the partner's folder, '/'-separated
         self.size = 0
+        self.replaces = 0  # size of the committed file this one replaces (already counted)
+        self.append = False  # FXF_APPEND: every write goes to the end
         self.failed: str | None = None
 
     def fileno(self) -> int:
@@ -101,6 +114,8 @@ class SftpIntakeServer:
         on_file: FileCommitted,
         max_file_bytes: int,
         login_timeout_s: float = 30.0,
+        throttle: LoginThrottle | None = None,
+        stored_usage: StoredUsage | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -111,6 +126,8 @@ class SftpIntakeServer:
         self.on_file = on_file
         self.max_file_bytes = max_file_bytes
         self.login_timeout_s = login_timeout_s
+        self.throttle = throttle or LoginThrottle()
+        self.stored_usage = stored_usage
         self.stats = SftpStats()
         self.port: int | None = None
         self._server: asyncssh.SSHAcceptor | None = None
@@ -183,7 +200,8 @@ class SftpIntakeServer:
                 log.info("removed an incomplete upload left by a stop", extra={"file": leftover.name})
 
     def refresh_usage(self, partner: str) -> None:
-        total = 0
+        """Recount the partner's committed bytes (blocking: call it in a worker thread)."""
+        total = self.stored_usage(partner) if self.stored_usage is not None else 0
         for directory, _, names in os.walk(self.pool_root / partner):
             for name in names:
                 with contextlib.suppress(OSError):  # removed meanwhile
@@ -191,7 +209,8 @@ class SftpIntakeServer:
         self._committed_bytes[partner] = total
 
     def usage(self, partner: str) -> int:
-        in_flight = sum(u.size for u in self._active.get(partner, ()))
+        # An upload that replaces a committed file counts only what it adds to it.
+        in_flight = sum(max(0, u.size - u.replaces) for u in self._active.get(partner, ()))
         return self._committed_bytes.get(partner, 0) + in_flight
 
     def track(self, upload: _Upload) -> None:
@@ -228,9 +247,27 @@ class _PartnerSSHServer(asyncssh.SSHServer):
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
+        peer = conn.get_extra_info("peername")
+        self._address: str | None = str(peer[0]) if peer else None
+        self._authenticated = False
+        self._locked = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A connection that asked to log in and ended without succeeding is one failed login.
+        if self._user is not None and not self._authenticated and not self._locked:
+            self._owner.throttle.failed(self._user, self._address)
+            self._owner.stats.refused_logins += 1
 
     async def begin_auth(self, username: str) -> bool:
         self._user = username
+        wait = self._owner.throttle.retry_after(username, self._address)
+        if wait is not None and self._conn is not None:
+            # No keys are set: every key is refused, the right one too, until the lock ends.
+            self._locked = True
+            self._owner.stats.refused_logins += 1
+            self._conn.send_auth_banner(wait_message(wait) + "\r\n")
+            log.warning("sftp login refused: locked", extra={"partner": username, "retry_after_s": wait})
+            return True
         found = await asyncio.to_thread(self._owner.partners, username)
         if found is not None and found[0].strip() and self._conn is not None:  # no keys: no SFTP for it
             keys, _quota = found
@@ -243,6 +280,9 @@ class _PartnerSSHServer(asyncssh.SSHServer):
         return True
 
     def auth_completed(self) -> None:
+        self._authenticated = True
+        if self._user is not None:
+            self._owner.throttle.succeeded(self._user)
         self._owner.stats.logins += 1
         log.info("sftp login", extra={"partner": self._user})
 
@@ -288,6 +328,23 @@ def _escapes(path: bytes) -> bool:
     return False
 
 
+def _write_at(descriptor: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(descriptor, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _commit(upload: _Upload) -> int:
+    """Rename a complete upload into place; the size of the file it replaced (blocking)."""
+    if not upload.final.parent.is_dir():
+        upload.temporary.unlink(missing_ok=True)
+        raise SFTPNoSuchFile(f"the folder of {upload.relative} was removed during the upload")
+    replaced = upload.final.stat().st_size if upload.final.exists() else 0
+    os.replace(upload.temporary, upload.final)
+    return replaced
+
+
 class _PartnerSFTPServer(asyncssh.SFTPServer):
     def __init__(self, chan: asyncssh.SSHServerChannel, owner: SftpIntakeServer) -> None:
         self._owner = owner
@@ -296,8 +353,7 @@ class _PartnerSFTPServer(asyncssh.SFTPServer):
         super().__init__(chan, chroot=bytes(root))
         self._root_bytes = os.path.realpath(bytes(root))
         self._exited = False
-        found = owner.partners(self._partner)
-        self._quota = found[1] if found else 0
+        self._quota = 0  # read at each upload's open (in a worker thread): a new quota counts at once
         owner.stats.sessions_open += 1
 
     # --- paths
@@ -336,37 +392,60 @@ class _PartnerSFTPServer(asyncssh.SFTPServer):
 
     def open(self, path: bytes, pflags: int, attrs: SFTPAttrs) -> object:
         if not pflags & (FXF_WRITE | FXF_APPEND | FXF_CREAT | FXF_TRUNC):
-            return super().open(path, pflags, attrs)
+            return asyncio.to_thread(asyncssh.SFTPServer.open, self, path, pflags, attrs)
         local = self.map_path(path)
+        return self._open_upload(local, pflags)
+
+    async def _open_upload(self, local: bytes, pflags: int) -> _Upload:
         final = Path(os.fsdecode(local))
+        relative = self._relative(local)
+        found = await asyncio.to_thread(self._owner.partners, self._partner)
+        if found is None:
+            raise SFTPPermissionDenied(f"partner {self._partner} is disabled")
+        self._quota = found[1]
+        await asyncio.to_thread(self._owner.refresh_usage, self._partner)
+        upload = await asyncio.to_thread(self._start_upload, final, relative, pflags)
+        self._owner.track(upload)
+        return upload
+
+    def _start_upload(self, final: Path, relative: str, pflags: int) -> _Upload:
+        """The temporary file of an upload (blocking: runs in a worker thread)."""
         if final.is_symlink():
             raise SFTPPermissionDenied("symbolic links are not allowed")
         if final.is_dir():
-            raise SFTPFailure(f"{self._relative(local)} is a folder")
+            raise SFTPFailure(f"{relative} is a folder")
         if not final.parent.is_dir():
-            raise SFTPNoSuchFile(f"folder /{posixpath.dirname(self._relative(local))} does not exist: mkdir it first")
+            raise SFTPNoSuchFile(f"folder /{posixpath.dirname(relative)} does not exist: mkdir it first")
         exists = final.exists()
         if pflags & FXF_EXCL and exists:
-            raise asyncssh.SFTPFileAlreadyExists(f"{self._relative(local)} already exists")
-        self._owner.refresh_usage(self._partner)
+            raise asyncssh.SFTPFileAlreadyExists(f"{relative} already exists")
         temporary = self._owner.incoming(self._partner) / f"{uuid.uuid4().hex}.part"
         descriptor = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         raw = os.fdopen(descriptor, "r+b", buffering=0)
-        upload = _Upload(self._partner, raw, temporary, final, self._relative(local))
+        upload = _Upload(self._partner, raw, temporary, final, relative)
+        upload.append = bool(pflags & FXF_APPEND)
+        if exists:
+            upload.replaces = final.stat().st_size
         if exists and not pflags & FXF_TRUNC:
             # Resuming or appending: the new version starts as a copy of the committed one.
             with open(final, "rb") as current:
                 shutil.copyfileobj(current, raw)
             upload.size = raw.tell()
-        self._owner.track(upload)
         return upload
 
-    def write(self, file_obj: object, offset: int, data: bytes) -> int:
+    def read(self, file_obj: object, offset: int, size: int) -> Any:
+        return asyncio.to_thread(asyncssh.SFTPServer.read, self, file_obj, offset, size)
+
+    def write(self, file_obj: object, offset: int, data: bytes) -> Any:
         if not isinstance(file_obj, _Upload):
-            return int(super().write(file_obj, offset, data))  # type: ignore[arg-type]
-        upload = file_obj
+            return asyncio.to_thread(asyncssh.SFTPServer.write, self, file_obj, offset, data)
+        return self._write(file_obj, offset, data)
+
+    async def _write(self, upload: _Upload, offset: int, data: bytes) -> int:
         if upload.failed:
             raise SFTPFailure(upload.failed)
+        if upload.append:
+            offset = upload.size  # FXF_APPEND: at the end, whatever offset the client sent
         end = offset + len(data)
         if end > self._owner.max_file_bytes:
             return self._refuse(
@@ -382,10 +461,9 @@ class _PartnerSFTPServer(asyncssh.SFTPServer):
                     " processed files leave the pool and free it"
                 ),
             )
-        upload.raw.seek(offset)
-        written = int(upload.raw.write(data))
-        upload.size = max(upload.size, end)
-        return written
+        upload.size = max(upload.size, end)  # reserved before the write: the quota sees it at once
+        await asyncio.to_thread(_write_at, upload.fileno(), data, offset)
+        return len(data)
 
     def _refuse(self, upload: _Upload, error: Exception) -> int:
         upload.failed = str(error)
@@ -395,18 +473,20 @@ class _PartnerSFTPServer(asyncssh.SFTPServer):
         )
         raise error
 
-    def close(self, file_obj: object) -> None:
+    def close(self, file_obj: object) -> Any:
         if not isinstance(file_obj, _Upload):
-            super().close(file_obj)
-            return
-        upload = file_obj
+            return asyncio.to_thread(asyncssh.SFTPServer.close, self, file_obj)
+        # Decided before any await: the frames tell who closes (the client, or the session's end).
         aborted = self._exited or _called_from_session_cleanup() or self.channel.is_closing()
+        return self._close_upload(file_obj, aborted)
+
+    async def _close_upload(self, upload: _Upload, aborted: bool) -> None:
         try:
-            upload.raw.close()
+            await asyncio.to_thread(upload.raw.close)
         finally:
             self._owner.untrack(upload)
         if aborted or upload.failed:
-            upload.temporary.unlink(missing_ok=True)
+            await asyncio.to_thread(upload.temporary.unlink, True)
             self._owner.stats.aborted += 1
             log.warning(
                 "sftp upload aborted; nothing is processed",
@@ -419,11 +499,7 @@ class _PartnerSFTPServer(asyncssh.SFTPServer):
             if upload.failed:
                 raise SFTPFailure(upload.failed)
             return
-        if not upload.final.parent.is_dir():
-            upload.temporary.unlink(missing_ok=True)
-            raise SFTPNoSuchFile(f"the folder of {upload.relative} was removed during the upload")
-        replaced = upload.final.stat().st_size if upload.final.exists() else 0
-        os.replace(upload.temporary, upload.final)
+        replaced = await asyncio.to_thread(_commit, upload)
         log.info(
             "sftp upload complete", extra={"partner": self._partner, "file": upload.relative, "bytes": upload.size}
         )

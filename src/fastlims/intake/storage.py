@@ -112,10 +112,14 @@ class BlobStorage:
         return sorted(found, key=lambda f: f.key)
 
     def local_path(self, key: str) -> Path | None:
-        """The file's path when the storage is a local folder (no copy needed), else None."""
+        """The file's path when the storage is a local folder (no copy needed), else None.
+        Raises StorageError for a key with a ``..`` part: no key may name a path outside the root."""
         if self.local_root is None:
             return None
-        return self.local_root.joinpath(*normalise_key(key).split("/"))
+        key = normalise_key(key)
+        if ".." in key.split("/"):
+            raise StorageError(f"storage key {key!r} has a '..' part: keys may not leave {self.redacted_url}")
+        return self.local_root.joinpath(*key.split("/"))
 
     @contextmanager
     def materialised(self, keys: Sequence[str]) -> Iterator[dict[str, Path]]:

@@ -9,6 +9,7 @@ import yaml
 from fastlims import __version__
 from fastlims.messaging.schemas import ALL_MESSAGES
 from fastlims.messaging.topics import Topics
+from fastlims.messaging.variables import Variables
 
 # (channel id, address relative to the prefix, parameters, message, description)
 _CHANNELS: list[tuple[str, str, list[str], str, str]] = [
@@ -105,14 +106,28 @@ _OPERATIONS: list[tuple[str, str, str]] = [
 ]
 
 
+REF = "#/components/schemas/{model}"
+
+
 def document(topics: Topics | None = None, server_host: str = "127.0.0.1:1883") -> dict[str, Any]:
     topics = topics or Topics()
     schemas: dict[str, Any] = {}
-    for name, model in ALL_MESSAGES.items():
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+    for name, model in [*ALL_MESSAGES.items(), ("Variables", Variables)]:
+        schema = model.model_json_schema(ref_template=REF, mode="serialization")
         for def_name, definition in schema.pop("$defs", {}).items():
             schemas[def_name] = definition
         schemas[name] = schema
+    for name in ALL_MESSAGES:
+        # Senders always set it (the models fill it in); receivers de-duplicate on it.
+        required = schemas[name].setdefault("required", [])
+        if "message_id" not in required:
+            required.insert(0, "message_id")
+    # The request message writes ``variables`` through a serializer (profile values as strings),
+    # which hides its shape from the serialization schema: give it the model's own schema.
+    schemas["RequestMessage"]["properties"]["variables"] = {
+        "$ref": REF.format(model="Variables"),
+        "description": 'Seed Figure 2 variables; custom_profile values are written as strings ("1.0")',
+    }
     channels = {}
     for channel_id, address, parameters, message, description in _CHANNELS:
         channels[channel_id] = {
@@ -131,8 +146,9 @@ def document(topics: Topics | None = None, server_host: str = "127.0.0.1:1883") 
             "title": "FastLIMS ↔ Digital Twin MQTT contract",
             "version": __version__,
             "description": "Topics, payloads and rules between the LIMS, Digital Twin partners and test benches. "
-            "Times are UTC as 'YYYY-MM-DD HH:MM:SS'. Every message carries a message_id; receivers "
-            "de-duplicate on it (QoS 1 is at-least-once).",
+            "Every time in every message is UTC as 'YYYY-MM-DD HH:MM:SS'. Every message carries a "
+            "message_id (required); receivers de-duplicate on it (QoS 1 is at-least-once). Client ids "
+            "are USERNAME or USERNAME/anything; the broker refuses packets over its maximum size.",
         },
         "defaultContentType": "application/json",
         "servers": {
@@ -140,8 +156,11 @@ def document(topics: Topics | None = None, server_host: str = "127.0.0.1:1883") 
                 "host": server_host,
                 "protocol": "mqtt",
                 "protocolVersion": "3.1.1",
-                "description": "Username/password required; topic ACLs per identity: a partner reads and acks only "
-                "under partners/<its user name>/, a bench speaks only under benches/<its user name>/.",
+                "description": "Username/password required; the client id is the username or starts with "
+                "'username/'; topic ACLs per identity: a partner reads and acks only under "
+                "partners/<its user name>/, a bench speaks only under benches/<its user name>/; a last will "
+                "must be a topic the identity may publish to. Largest packet: FASTLIMS_MQTT_MAX_PACKET_BYTES "
+                "(16 MiB).",
             }
         },
         "channels": channels,

@@ -1,26 +1,35 @@
 """The embedded MQTT broker (amqtt, MQTT 3.1.1) with our authentication and topic ACLs.
 
-No anonymous clients: every CONNECT is checked against the ``MqttUsers`` table (argon2), or the
-LIMS's own per-process credential. Topic access follows from the identity's role
+No anonymous clients: every CONNECT is admitted by ``BrokerPolicy.admit`` before amqtt touches
+any session (``amqtt_broker.AclBroker`` says why that needs a subclass): the credentials are
+checked against the ``MqttUsers`` table (argon2, in a worker thread) or the LIMS's own
+per-process credential, with a lockout per account and per source address after repeated wrong
+passwords; the client id must belong to the username (``guard.client_id_belongs``); a last will
+must be a topic the identity may publish to. Topic access follows from the identity's role
 (``acl.acl_for``); a denied subscribe gets SUBACK 0x80, a denied publish is dropped, counted and
-reported on ``…/errors``.
+reported on ``…/errors``. A disabled or removed identity is disconnected within
+``revocation_poll_s``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from amqtt.contexts import Action
-from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
+from amqtt.mqtt.connack import BAD_USERNAME_PASSWORD, IDENTIFIER_REJECTED, NOT_AUTHORIZED
+from amqtt.plugins.base import BaseTopicPlugin
 
 from fastlims.db.engine import Database
 from fastlims.messaging import identities
 from fastlims.messaging.acl import Acl, acl_for, allowed
+from fastlims.messaging.guard import Throttle, ThrottlePolicy, client_id_belongs
 from fastlims.messaging.metrics import MessagingMetrics
 from fastlims.messaging.models import MqttRole
 from fastlims.messaging.schemas import ErrorMessage, seed_time
@@ -30,9 +39,20 @@ from fastlims.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT_S = 10.0
+PASSWORD_CHECKS_AT_ONCE = 2  # argon2 is memory-hard: a CONNECT flood must not take every thread
 
 # amqtt instantiates plugins from dotted names; they find their policy through this registry.
 _POLICIES: dict[str, BrokerPolicy] = {}
+
+
+@dataclass(frozen=True)
+class BrokerLimits:
+    """The embedded broker's bounds on hostile clients (settings ``FASTLIMS_MQTT_*``)."""
+
+    max_packet_bytes: int = 16 * 1024 * 1024
+    connect_timeout_s: float = 10.0
+    throttle: ThrottlePolicy = field(default_factory=ThrottlePolicy)
+    revocation_poll_s: float = 1.0
 
 
 @dataclass
@@ -40,29 +60,89 @@ class BrokerPolicy:
     database: Database
     topics: Topics
     metrics: MessagingMetrics
+    limits: BrokerLimits = field(default_factory=BrokerLimits)
     internal: dict[str, tuple[str, MqttRole]] = field(default_factory=dict)
     _acls: dict[str, Acl] = field(default_factory=dict)
+    _throttle: Throttle | None = None
+    _checking: asyncio.Semaphore | None = None
 
-    async def authenticate(self, username: str | None, password: str | None) -> bool:
+    async def admit(self, session: Any, address: str | None) -> int | None:
+        """None to accept the CONNECT, else the CONNACK return code that refuses it."""
+        username, password, client_id = session.username, session.password, session.client_id
         if not username or password is None:
-            self.metrics.refused_connections.labels("anonymous").inc()
-            return False
+            return self._refuse("anonymous", NOT_AUTHORIZED, username, address)
+        role = await self._role(username, password, address)
+        if isinstance(role, int):
+            return role
+        if not client_id_belongs(username, client_id or ""):
+            return self._refuse("client_id", IDENTIFIER_REJECTED, username, address, client_id=client_id)
+        acl = acl_for(role, username, self.topics.prefix)
+        if session.will_flag and not allowed(acl, session.will_topic or "", publish=True):
+            return self._refuse("will", NOT_AUTHORIZED, username, address, topic=session.will_topic)
+        self._acls[username] = acl
+        return None
+
+    async def _role(self, username: str, password: str, address: str | None) -> MqttRole | int:
         internal = self.internal.get(username)
         if internal is not None:
-            ok = secrets.compare_digest(internal[0], password)
-            role: MqttRole | None = internal[1] if ok else None
-        else:
+            # 144 random bits, compared in constant time: no lockout needed, and none that a
+            # guesser on the LIMS's own host could trigger against the LIMS.
+            if secrets.compare_digest(internal[0], password):
+                return internal[1]
+            return self._refuse("bad_credentials", BAD_USERNAME_PASSWORD, username, address)
+        throttle = self.throttle
+        now = time.monotonic()
+        throttle.forget_idle(now)
+        locked = throttle.locked(username, address, now)
+        if locked is not None:
+            return self._refuse(f"locked_{locked}", NOT_AUTHORIZED, username, address)
+        if self._checking is None:
+            self._checking = asyncio.Semaphore(PASSWORD_CHECKS_AT_ONCE)
+        async with self._checking:
             role = await asyncio.to_thread(self._check_database, username, password)
         if role is None:
-            self.metrics.refused_connections.labels("bad_credentials").inc()
-            log.warning("mqtt connect refused", extra={"mqtt_user": username})
-            return False
-        self._acls[username] = acl_for(role, username, self.topics.prefix)
-        return True
+            throttle.failed(username, address, time.monotonic())
+            return self._refuse("bad_credentials", BAD_USERNAME_PASSWORD, username, address)
+        throttle.succeeded(username)
+        return role
+
+    @property
+    def max_packet_bytes(self) -> int:
+        return self.limits.max_packet_bytes
+
+    @property
+    def connect_timeout_s(self) -> float:
+        return self.limits.connect_timeout_s
+
+    def refused(self, reason: str) -> None:
+        self.metrics.refused_connections.labels(reason).inc()
+
+    @property
+    def throttle(self) -> Throttle:
+        if self._throttle is None:
+            self._throttle = Throttle(self.limits.throttle)
+        return self._throttle
+
+    def _refuse(self, reason: str, code: int, username: str | None, address: str | None, **extra: Any) -> int:
+        self.metrics.refused_connections.labels(reason).inc()
+        log.warning("mqtt connect refused: %s", reason, extra={"mqtt_user": username, "peer": address, **extra})
+        return code
 
     def _check_database(self, username: str, password: str) -> MqttRole | None:
         with self.database.transaction() as session:
             return identities.check(session=session, username=username, password=password)
+
+    def revoked(self, usernames: set[str]) -> set[str]:
+        """Which of these database identities are disabled or gone (the LIMS's own never are)."""
+        wanted = usernames - set(self.internal)
+        if not wanted:
+            return set()
+        with self.database.transaction() as session:
+            active = identities.active_names(session=session, usernames=wanted)
+        gone = wanted - active
+        for username in gone:
+            self._acls.pop(username, None)
+        return gone
 
     def permits(self, username: str | None, topic: str, *, publish: bool) -> bool:
         acl = self._acls.get(username or "")
@@ -76,16 +156,6 @@ class BrokerPolicy:
 
 def _policy(context: Any, key: str) -> BrokerPolicy:
     return _POLICIES[key]
-
-
-class LimsAuthPlugin(BaseAuthPlugin):
-    @dataclass
-    class Config:
-        policy_key: str = ""
-
-    async def authenticate(self, *, session: Any) -> bool | None:
-        policy = _policy(self.context, self.config.policy_key)
-        return await policy.authenticate(session.username, session.password)
 
 
 class LimsTopicPlugin(BaseTopicPlugin):
@@ -120,38 +190,6 @@ class LimsTopicPlugin(BaseTopicPlugin):
         return False
 
 
-class _SnapshotSubscriptions(dict[str, list[Any]]):
-    """amqtt 0.12 walks its subscription table across awaits (``_run_broadcast`` awaits the topic
-    plugin per subscriber) while other tasks remove subscriptions of disconnected clients: the
-    list shifts under the loop and the next subscriber is skipped, a QoS 1 message silently lost
-    after the publisher's PUBACK. Iterating over copies makes a walk see one consistent table."""
-
-    def __iter__(self) -> Any:
-        return iter(list(dict.keys(self)))
-
-    def items(self) -> Any:
-        return [(key, list(value)) for key, value in dict.items(self)]
-
-
-def _broker_class() -> type:
-    from amqtt.broker import Broker
-
-    class AclBroker(Broker):  # type: ignore[misc]
-        """amqtt 0.12 sends a connecting client the retained messages of *every* subscription on
-        the broker (anyone's), unchecked by the topic plugin. Only the client's own ones."""
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._subscriptions = _SnapshotSubscriptions()
-
-        async def _publish_retained_messages_for_subscription(self, subscription: Any, session: Any) -> None:
-            holders = self._subscriptions.get(subscription[0], ())
-            if any(holder.client_id == session.client_id for holder, _qos in holders):
-                await super()._publish_retained_messages_for_subscription(subscription, session)
-
-    return AclBroker
-
-
 class EmbeddedBroker:
     """BackgroundService: amqtt in our event loop on ``host:port``."""
 
@@ -163,6 +201,7 @@ class EmbeddedBroker:
         self.port = port
         self._key = secrets.token_hex(8)
         self._broker: Any = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def add_internal_identity(self, role: MqttRole = MqttRole.lims) -> tuple[str, str]:
         """A per-process credential for our own clients (nothing to store or leak)."""
@@ -172,25 +211,54 @@ class EmbeddedBroker:
         return username, password
 
     async def start(self) -> None:
-        Broker = _broker_class()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from fastlims.messaging.amqtt_broker import AclBroker
 
         _POLICIES[self._key] = self.policy
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 2000}},
-            "plugins": {
-                f"{__name__}.LimsAuthPlugin": {"policy_key": self._key},
-                f"{__name__}.LimsTopicPlugin": {"policy_key": self._key},
-            },
+            "plugins": {f"{__name__}.LimsTopicPlugin": {"policy_key": self._key}},
         }
         for noisy in ("amqtt", "transitions"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            self._broker = Broker(config)
+            self._broker = AclBroker(config, self.policy)
             await self._broker.start()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch_revocations())
         log.info("embedded MQTT broker listening", extra={"host": self.host, "port": self.port})
 
+    async def _watch_revocations(self) -> None:
+        """``fastlims mqtt-users disable|remove`` runs in another process and only changes the
+        database: look for connected identities that are no longer active, and disconnect them."""
+        while True:
+            await asyncio.sleep(self.policy.limits.revocation_poll_s)
+            try:
+                await self.revoke_now()
+            except Exception:  # a database hiccup must not end the watcher
+                log.exception("checking for revoked MQTT identities failed; will retry")
+
+    async def revoke_now(self) -> int:
+        broker = self._broker
+        if broker is None:
+            return 0
+        present = broker.usernames()
+        revoked = await asyncio.to_thread(self.policy.revoked, present) if present else set()
+        if not revoked:
+            return 0
+        closed = int(await broker.disconnect_users(revoked))
+        if closed:
+            self.policy.metrics.refused_connections.labels("revoked").inc(closed)
+            log.warning("disconnected revoked MQTT identities", extra={"mqtt_users": sorted(revoked)})
+        return closed
+
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._broker is not None:
             try:
                 # amqtt's shutdown can wait on a client session that never closes (seen once in

@@ -98,6 +98,10 @@ class MqttClient:
         self._client.on_publish = self._on_publish
 
     @property
+    def client_id(self) -> str:
+        return str(self._client._client_id.decode())
+
+    @property
     def connected(self) -> bool:
         return self._connected.is_set()
 

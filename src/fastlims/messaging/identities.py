@@ -3,7 +3,9 @@ them at every CONNECT, so a new partner or bench can connect without a restart."
 
 from __future__ import annotations
 
+import functools
 import re
+import secrets
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -40,11 +42,46 @@ def add(*, session: Session, username: str, role: MqttRole | str, password: str)
 
 
 def check(*, session: Session, username: str, password: str) -> MqttRole | None:
-    """The identity's role when the password is right, else None."""
+    """The identity's role when the password is right, else None. An unknown or disabled name
+    costs the same argon2 work as a known one, so timing does not tell which names exist."""
     user = session.scalar(select(MqttUser).where(MqttUser.username == username))
     if user is None or not user.is_active:
+        verify_password(_dummy_hash(), password)
         return None
     return user.role if verify_password(user.password_hash, password) else None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def set_active(*, session: Session, username: str, active: bool) -> MqttUser:
+    """Disable (or enable again) an identity: a running broker disconnects it within a second
+    and refuses its CONNECTs from then on."""
+    user = _get(session, username)
+    user.is_active = active
+    session.flush()
+    return user
+
+
+def remove(*, session: Session, username: str) -> None:
+    session.delete(_get(session, username))
+    session.flush()
+
+
+def active_names(*, session: Session, usernames: set[str]) -> set[str]:
+    rows = session.scalars(
+        select(MqttUser.username).where(MqttUser.username.in_(usernames), MqttUser.is_active.is_(True))
+    )
+    return set(rows)
+
+
+def _get(session: Session, username: str) -> MqttUser:
+    user = session.scalar(select(MqttUser).where(MqttUser.username == username))
+    if user is None:
+        raise IdentityError(f"MQTT user {username!r} does not exist (see `fastlims mqtt-users list`)")
+    return user
 
 
 def get_all(*, session: Session) -> list[MqttUser]:

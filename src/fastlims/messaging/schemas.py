@@ -4,8 +4,9 @@ The request message is the seed's Figure 2 with its field names and shapes, plus
 (every message carries one, for de-duplication) and three additions a DT can ignore
 (``request_number``, ``test_standard``, ``UUT_ratings``). Its ``variables.test_procedures`` holds
 one element: the procedure the request runs, resolved for the UUT with its variables' default
-values (docs/procedures.md). Times in messages are UTC, written as the seed writes them:
-``YYYY-MM-DD HH:MM:SS``.
+values (docs/procedures.md). Every time in every message is UTC, written as the seed writes
+them: ``YYYY-MM-DD HH:MM:SS`` (``SeedTime``, checked on the way in); sub-second time lives in
+relative seconds (``MetricsBatch.timestamps``), never in a time stamp.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     field_serializer,
-    field_validator,
     model_validator,
 )
 
 from fastlims.messaging.variables import Variables
 
 SEED_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+SEED_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
@@ -49,6 +51,13 @@ def _parse_seed_time(value: object) -> object:
     return value
 
 
+SeedTime = Annotated[
+    str,
+    BeforeValidator(_parse_seed_time),
+    Field(description="UTC, YYYY-MM-DD HH:MM:SS", json_schema_extra={"pattern": SEED_TIME_PATTERN}),
+]
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -59,9 +68,7 @@ class RequestStatus(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: str = Field(description="Lifecycle status name, e.g. Submitted")
-    last_update: str = Field(description="UTC, YYYY-MM-DD HH:MM:SS")
-
-    _check = field_validator("last_update", mode="before")(classmethod(lambda cls, v: _parse_seed_time(v)))
+    last_update: SeedTime
 
 
 class UutRatingsMessage(BaseModel):
@@ -103,7 +110,7 @@ class RequestMessage(_Message):
     test_bench: Literal["Virtual", "Physical"]
     use_case: str
     variables: Variables = Field(default_factory=Variables)
-    test_date: str = Field(description="Preferred start, UTC, YYYY-MM-DD HH:MM:SS")
+    test_date: SeedTime = Field(description="Preferred start, UTC, YYYY-MM-DD HH:MM:SS")
     status: RequestStatus
     request_number: str | None = Field(default=None, description="Addition: the LIMS request number")
     test_standard: str | None = Field(default=None, description="Addition: the standard's code")
@@ -111,8 +118,6 @@ class RequestMessage(_Message):
         default=None,
         description="Addition: the UUT's ratings the procedure was resolved against, so the DT can choose a model",
     )
-
-    _check = field_validator("test_date", mode="before")(classmethod(lambda cls, v: _parse_seed_time(v)))
 
     @field_serializer("variables")
     def _seed_style_values(self, variables: Variables) -> dict[str, Any]:
@@ -150,7 +155,7 @@ class ErrorMessage(_Message):
     topic: str
     reason: str
     client: str | None = None
-    at: str
+    at: SeedTime
 
 
 class BenchCommand(_Message):
@@ -159,7 +164,7 @@ class BenchCommand(_Message):
     command: Literal["start", "stop", "abort"]
     run_id: str
     test_UUID: str
-    scheduled_start: str | None = Field(default=None, description="UTC, YYYY-MM-DD HH:MM:SS")
+    scheduled_start: SeedTime | None = None
     parameters: dict[str, float] = Field(default_factory=dict)
     idempotency_key: str = Field(description="workflow id + run id: a bench runs each key once")
 
@@ -171,20 +176,20 @@ class BenchState(BaseModel):
 
     bench: str
     state: Literal["online", "idle", "busy", "offline", "fault"]
-    since: str
+    since: SeedTime
     run_id: str | None = None
     message_id: MessageId = Field(default_factory=new_message_id)
 
 
 class RunEvent(_Message):
-    """Bench → all on ``…/runs/{run_id}/events``."""
+    """Bench → lab on ``…/benches/{bench}/runs/{run_id}/events``."""
 
     run_id: str
     test_UUID: str
     event: Literal["started", "progress", "completed", "failed", "cancelled"]
     progress: float = Field(default=0.0, ge=0, le=100)
     reason: str | None = None
-    at: str
+    at: SeedTime
 
 
 class SignalSeries(BaseModel):
@@ -195,7 +200,7 @@ class SignalSeries(BaseModel):
 
 
 class MetricsBatch(_Message):
-    """Bench → all on ``…/runs/{run_id}/metrics`` (QoS 0 or 1): a columnar batch of samples.
+    """Bench → lab on ``…/benches/{bench}/runs/{run_id}/metrics`` (QoS 0 or 1): a columnar batch of samples.
 
     One message carries many samples: ``timestamps`` (seconds of simulated or test time) and,
     per signal, one array of the same length. ``seq`` counts batches from 0 without gaps, so a
@@ -205,7 +210,7 @@ class MetricsBatch(_Message):
     run_id: str
     test_UUID: str
     seq: int = Field(ge=0)
-    t0_utc: str | None = Field(default=None, description="Wall-clock start of the run, UTC")
+    t0_utc: SeedTime | None = Field(default=None, description="Wall-clock start of the run, UTC, YYYY-MM-DD HH:MM:SS")
     timestamps: list[float]
     signals: dict[str, SignalSeries]
 

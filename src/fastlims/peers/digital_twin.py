@@ -105,7 +105,7 @@ class ReferenceDigitalTwin:
         self.fmu_version = fmu_version
         self.client = MqttClient(
             mqtt,
-            client_id=f"{credentials.name}-dt",
+            client_id=f"{credentials.name}/dt",  # a client id starts with its username (docs/mqtt.md)
             username=credentials.name,
             password=credentials.mqtt_password,
         )

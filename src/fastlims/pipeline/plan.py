@@ -5,6 +5,7 @@ existing bookings. Data in, data out; the steps do the reading and writing.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from fastlims.doe import Design, DoeSpec, Parameter, parse_doe_section
 from fastlims.pipeline.durable import global_run_id
-from fastlims.scheduling import Bench, FrozenAssignment, Problem, Run, Schedule, minutes_from
+from fastlims.scheduling import Bench, FrozenAssignment, Problem, Run, RunNeeds, Schedule, minutes_from
 
 RUNS_FORMAT = "fastlims.runs/1"
 DefaultDoe = Literal["nominal", "latin_hypercube"]
@@ -94,6 +95,7 @@ class PlannedRun:
     expected_duration_s: float
     values: Mapping[str, float] = field(default_factory=dict)
     procedure: str | None = None
+    needs: RunNeeds = field(default_factory=RunNeeds)  # what its procedure asks of a bench
 
 
 def nominal_runs(test_uuid: str, duration_s: float) -> list[PlannedRun]:
@@ -134,6 +136,7 @@ def runs_document(
                 "values": dict(r.values),
                 "procedure": r.procedure,
                 "expected_duration_s": r.expected_duration_s,
+                "needs": dataclasses.asdict(r.needs),
             }
             for r in runs
         ],
@@ -155,6 +158,7 @@ def runs_from_document(document: Mapping[str, Any]) -> list[PlannedRun]:
                     expected_duration_s=float(item["expected_duration_s"]),
                     values={str(k): float(v) for k, v in dict(item.get("values") or {}).items()},
                     procedure=str(item["procedure"]) if item.get("procedure") else None,
+                    needs=RunNeeds(**dict(item.get("needs") or {})),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -251,6 +255,7 @@ def build_problem(
             setup=facts.setup_minutes if physical else 0,
             teardown=facts.teardown_minutes if physical else 0,
             may_pause=facts.may_pause and physical,
+            needs=run.needs,
         )
         for run in runs
     )

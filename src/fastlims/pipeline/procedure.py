@@ -23,10 +23,12 @@ from fastlims.procedures.defaults import NoDefaultProcedure, criterion, default_
 from fastlims.procedures.estimate import expected_duration_s, factors
 from fastlims.procedures.model import Procedure, ProcedureError, ResolvedProcedure
 from fastlims.procedures.ratings import RatingsError, UutRatings
+from fastlims.procedures.requirements import bench_needs
 from fastlims.procedures.resolve import resolve
 from fastlims.procedures.runfile import RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
+from fastlims.scheduling import RunNeeds
 
 PROCEDURES_FOLDER = "procedures"
 
@@ -111,6 +113,18 @@ def run_file(chosen: RequestProcedure, resolved: ResolvedProcedure) -> RunProced
         expected_duration_s=duration_s(resolved, chosen.ratings),
         criterion=chosen.criterion,
         test_code=chosen.test_code,
+    )
+
+
+def run_needs(chosen: RequestProcedure, resolved: ResolvedProcedure) -> RunNeeds:
+    """What the run's procedure asks of a bench (:mod:`fastlims.procedures.requirements`)."""
+    needs = bench_needs(resolved, chosen.ratings.format)
+    return RunNeeds(
+        uut_format=needs.uut_format,
+        current_A=needs.current_A,
+        min_voltage_V=needs.min_voltage_V,
+        max_voltage_V=needs.max_voltage_V,
+        temperature_chamber=needs.temperature_chamber,
     )
 
 

@@ -241,7 +241,11 @@ def _with_procedure(
     given = procedure.run_file(chosen, resolved)
     files.put_text(ctx.storage, key, given.to_json())
     return dataclasses.replace(
-        run, procedure=key, expected_duration_s=given.expected_duration_s, values=dict(resolved.values)
+        run,
+        procedure=key,
+        expected_duration_s=given.expected_duration_s,
+        values=dict(resolved.values),
+        needs=procedure.run_needs(chosen, resolved),
     )
 
 

@@ -21,7 +21,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fastlims.procedures.program import Code, Limit, Mode, Op, Program, Until, check
+from fastlims.procedures.program import (
+    LIMIT_NAMES,
+    LIMIT_QUANTITY,
+    Code,
+    Limit,
+    Mode,
+    Op,
+    Program,
+    Safety,
+    Until,
+    check,
+)
 
 CURRENT_STEP_SHARE = 0.02  # a current change this share of the largest rating re-measures R for CV
 EPSILON = 1e-9
@@ -59,6 +70,19 @@ class Trip:
     value: float
     at: float
     held_s: float
+
+
+def trip_reason(trip: Trip, safety: Safety, t0: float = 0.0) -> str:
+    """The words a run's report gives a safety trip: the limit, the value, the test time (every
+    bench kind says it the same way)."""
+    name = LIMIT_NAMES[trip.limit]
+    quantity, unit, side = LIMIT_QUANTITY[trip.limit]
+    bound = float(safety.as_array()[int(trip.limit)])
+    held = f", held {trip.held_s:.10g} s" if trip.held_s > 0 else ""
+    return (
+        f"safety limit {name} = {bound:.6g} {unit}: {quantity} {trip.value:.6g} {unit} {side} it at test "
+        f"time {trip.at - t0:.10g} s{held}"
+    )
 
 
 class Interpreter:

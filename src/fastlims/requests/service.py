@@ -45,8 +45,9 @@ class NotFound(LookupError):
     pass
 
 
-class Forbidden(PermissionError):
-    pass
+class Forbidden(NotFound):
+    """A request another user may not see: answered exactly like an unknown one (404, the same
+    message), so request numbers cannot be probed for existence."""
 
 
 def _preferred_utc(value: datetime | date, zone: ZoneInfo) -> tuple[datetime, bool]:
@@ -204,7 +205,7 @@ def get_by_uuid(*, session: Session, test_uuid: str) -> TestRequest:
 def get_for(*, session: Session, request_number: str, user: User) -> TestRequest:
     request = get(session=session, request_number=request_number)
     if not visible_to(user, request):
-        raise Forbidden(f"test request {request_number} belongs to another requester")
+        raise Forbidden(f"test request {request_number!r} does not exist")
     return request
 
 
@@ -275,7 +276,7 @@ def change_status(
 
 def cancel(*, session: Session, request: TestRequest, user: User, reason: str = "") -> TestRequest:
     if not visible_to(user, request):
-        raise Forbidden(f"test request {request.request_number} belongs to another requester")
+        raise Forbidden(f"test request {request.request_number!r} does not exist")
     current = Status(request.status)
     if current not in CANCELLABLE:
         raise RequestInvalid([FieldProblem("status", f"a request in state {current.name} can no longer be cancelled")])

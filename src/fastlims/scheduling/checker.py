@@ -144,6 +144,8 @@ def check(problem: Problem, schedule: Schedule) -> list[str]:
         missing = run.capabilities - bench.capabilities
         if missing:
             out.append(f"run {a.run_id}: bench {a.bench_id} lacks capabilities {sorted(missing)}")
+        for shortfall in bench.ratings.shortfalls(run.needs, bench.capabilities):
+            out.append(f"run {a.run_id}: bench {a.bench_id} does not cover its procedure: {shortfall}")
         if a.start < 0:
             out.append(f"run {a.run_id} starts before the schedule origin (minute {a.start})")
         if a.start < run.earliest_start:

@@ -101,11 +101,59 @@ class Calendar:
         )
 
 
+#: UUT formats a bench may list among its capabilities; one that lists none takes every format.
+UUT_FORMATS = frozenset({"cell", "module", "pack"})
+
+
+@dataclass(frozen=True)
+class RunNeeds:
+    """What a run's procedure asks of the bench that executes it (all optional: a run with no
+    procedure facts needs nothing). ``current_A`` is the largest current magnitude the procedure
+    commands; the voltage window is the run's safety window, which the bench must measure and
+    hold; ``temperature_chamber`` when the procedure sets the ambient temperature."""
+
+    uut_format: str | None = None
+    current_A: float = 0.0
+    min_voltage_V: float | None = None
+    max_voltage_V: float | None = None
+    temperature_chamber: bool = False
+
+
+@dataclass(frozen=True)
+class BenchRatings:
+    """What a bench can do (``None``: no limit, as for a virtual bench). ``channels`` is shown
+    and reported; the scheduler books a bench as one resource."""
+
+    max_current_A: float | None = None
+    min_voltage_V: float | None = None
+    max_voltage_V: float | None = None
+    channels: int = 1
+    temperature_chamber: bool = False
+
+    def shortfalls(self, needs: RunNeeds, capabilities: frozenset[str] = frozenset()) -> list[str]:
+        """Each way the bench falls short of ``needs``, said for a lab manager (empty: it fits)."""
+        found = []
+        formats = capabilities & UUT_FORMATS
+        if needs.uut_format and formats and needs.uut_format not in formats:
+            found.append(f"takes {'/'.join(sorted(formats))}, not a {needs.uut_format}")
+        if self.max_current_A is not None and needs.current_A > self.max_current_A + 1e-9:
+            found.append(f"max current {self.max_current_A:g} A < {needs.current_A:g} A")
+        high, low = needs.max_voltage_V, needs.min_voltage_V
+        if self.max_voltage_V is not None and high is not None and high > self.max_voltage_V + 1e-9:
+            found.append(f"max voltage {self.max_voltage_V:g} V < {high:g} V")
+        if self.min_voltage_V is not None and low is not None and low < self.min_voltage_V - 1e-9:
+            found.append(f"min voltage {self.min_voltage_V:g} V > {low:g} V")
+        if needs.temperature_chamber and not self.temperature_chamber:
+            found.append("no temperature chamber")
+        return found
+
+
 @dataclass(frozen=True)
 class Bench:
     """One entry of the bench registry.
 
-    A run fits a bench when the kinds match and the bench has every capability the run needs.
+    A run fits a bench when the kinds match, the bench has every capability the run needs and
+    its ratings cover the run's needs (:meth:`BenchRatings.shortfalls`).
     """
 
     bench_id: str
@@ -113,6 +161,7 @@ class Bench:
     capabilities: frozenset[str] = frozenset()
     calendar: Calendar = field(default_factory=Calendar)
     name: str = ""
+    ratings: BenchRatings = field(default_factory=BenchRatings)
 
     def __post_init__(self) -> None:
         if self.kind not in ("virtual", "physical"):
@@ -146,6 +195,7 @@ class Run:
     priority: int = 1
     deadline: int | None = None
     may_pause: bool = False
+    needs: RunNeeds = field(default_factory=RunNeeds)
 
     def __post_init__(self) -> None:
         if self.duration <= 0:

@@ -1,6 +1,6 @@
 """Pooling identical benches, and turning a pooled schedule back into concrete benches.
 
-Benches of the same kind, capabilities and calendar are interchangeable, so a solver may treat
+Benches of the same kind, capabilities, calendar and ratings are interchangeable, so a solver may treat
 them as one resource of capacity c (a cumulative constraint) instead of c separate machines
 with a bench choice per run: far fewer variables and no symmetry between benches. Decoding is
 exact: intervals whose load never exceeds c can always be spread over c benches by taking
@@ -42,7 +42,9 @@ def make_pools(prep: Prepared, pool: bool = True) -> list[BenchPool]:
     groups: dict[object, list[str]] = {}
     for b in prep.problem.benches:
         later_frozen = any(s > 0 and e > 0 for s, e in prep.frozen_busy[b.bench_id])
-        key: object = (b.kind, b.capabilities, b.calendar) if pool and not later_frozen else ("own", b.bench_id)
+        key: object = (
+            (b.kind, b.capabilities, b.calendar, b.ratings) if pool and not later_frozen else ("own", b.bench_id)
+        )
         groups.setdefault(key, []).append(b.bench_id)
     return [BenchPool(i, tuple(ids)) for i, ids in enumerate(groups.values())]
 

@@ -49,8 +49,35 @@ class Prepared:
 
 
 def fits(run: Run, bench: Bench) -> bool:
-    """Whether a bench can take a run: same kind and every capability it needs."""
-    return bench.kind == run.bench_kind and run.capabilities <= bench.capabilities
+    """Whether a bench can take a run: same kind, every capability it needs, ratings that cover
+    its procedure."""
+    return (
+        bench.kind == run.bench_kind
+        and run.capabilities <= bench.capabilities
+        and not bench.ratings.shortfalls(run.needs, bench.capabilities)
+    )
+
+
+def why_not(run: Run, bench: Bench) -> str:
+    """Why ``bench`` cannot take ``run`` (for a bench of the run's kind), or '' when it can."""
+    missing = sorted(run.capabilities - bench.capabilities)
+    found = [f"lacks capabilities {missing}"] if missing else []
+    found += bench.ratings.shortfalls(run.needs, bench.capabilities)
+    return "; ".join(found)
+
+
+def _needs_text(run: Run) -> str:
+    needs = run.needs
+    parts = []
+    if needs.uut_format:
+        parts.append(f"a {needs.uut_format}")
+    if needs.current_A:
+        parts.append(f"{needs.current_A:g} A")
+    if needs.min_voltage_V is not None and needs.max_voltage_V is not None:
+        parts.append(f"{needs.min_voltage_V:g}-{needs.max_voltage_V:g} V")
+    if needs.temperature_chamber:
+        parts.append("a temperature chamber")
+    return f", needs {', '.join(parts)}" if parts else ""
 
 
 def _frozen_reasons(problem: Problem) -> list[str]:
@@ -77,10 +104,10 @@ def prepare(problem: Problem, horizon: int | None = None) -> Prepared:
         compat[r.run_id] = [b.bench_id for b in problem.benches if fits(r, b)]
         if not compat[r.run_id]:
             same_kind = [b for b in problem.benches if b.kind == r.bench_kind]
-            offer = ", ".join(f"{b.bench_id} {sorted(b.capabilities)}" for b in same_kind) or "none"
+            offer = "; ".join(f"{b.bench_id}: {why_not(r, b)}" for b in same_kind) or "none"
             reasons.append(
-                f"run {r.run_id} (request {r.request_id}): no {r.bench_kind} bench has capabilities "
-                f"{sorted(r.capabilities)} (bench registry: {offer})"
+                f"run {r.run_id} (request {r.request_id}): no active {r.bench_kind} bench can take it "
+                f"(capabilities {sorted(r.capabilities)}{_needs_text(r)}; bench registry: {offer})"
             )
         if r.deadline is not None and r.deadline < max(0, r.earliest_start) + r.processing:
             reasons.append(

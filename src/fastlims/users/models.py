@@ -64,5 +64,7 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column("LastUsedAt", UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column("RevokedAt", UTCDateTime, nullable=True)
+    # None: valid until revoked (``fastlims tokens create NAME --expires 90d`` sets it).
+    expires_at: Mapped[datetime | None] = mapped_column("ExpiresAt", UTCDateTime, nullable=True)
 
     user: Mapped[User] = relationship()

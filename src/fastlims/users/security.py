@@ -15,6 +15,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "flt_"  # noqa: S105 - a public prefix that makes leaked tokens greppable
 MIN_PASSWORD_LENGTH = 10
+# The documented demo-only credential (README): known to everyone, so never a real password.
+DEMO_PASSWORD = "fastlims-demo"  # noqa: S105
 
 
 def hash_password(password: str) -> str:
@@ -40,6 +42,17 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def check_password_policy(password: str) -> None:
+def check_password_policy(password: str, *, username: str = "", display_name: str | None = None) -> None:
+    """Refuse a short password, the published demo password and one made of the user's own name
+    (the first things a guesser tries); raises ValueError saying which rule failed."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise ValueError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    folded = password.casefold()
+    if DEMO_PASSWORD in folded:
+        raise ValueError("password must not contain the published demo password")
+    squeezed = "".join(folded.split())
+    whole = [n for n in (username, display_name or "") if len("".join(n.split())) >= 3]
+    words = [w for w in (display_name or "").split() if len(w) >= 4]
+    for name in whole + words:
+        if "".join(name.casefold().split()) in squeezed:
+            raise ValueError("password must not contain the user's own name")

@@ -32,7 +32,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
+        # Another user's request: the same answer as an unknown one (no existence oracle).
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(IllegalTransition)
     async def _conflict(_: Request, exc: IllegalTransition) -> JSONResponse:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import text
@@ -14,6 +16,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from fastlims.requests import service as requests_service
 from fastlims.system import System
+from fastlims.users import service as users
+from fastlims.users.models import Role
 
 log = logging.getLogger("fastlims.access")
 
@@ -85,6 +89,19 @@ class AccessLogMiddleware(BaseHTTPMiddleware):
             )
 
 
+def _metrics_allowed(system: System, request: Request) -> bool:
+    authorization = request.headers.get("authorization", "")
+    if not authorization.lower().startswith("bearer "):
+        return False
+    offered = authorization[7:].strip()
+    token = system.settings.metrics_token
+    if token is not None and hmac.compare_digest(offered.encode(), token.get_secret_value().encode()):
+        return True
+    with system.database.transaction() as session:
+        user = users.user_for_token(session=session, token=offered)
+        return user is not None and user.can(Role.lab_manager)
+
+
 def router(system: System, metrics: Metrics) -> APIRouter:
     routes = APIRouter(tags=["operations"])
 
@@ -102,7 +119,15 @@ def router(system: System, metrics: Metrics) -> APIRouter:
         return Response('{"status":"ok","database":"ok"}', media_type="application/json")
 
     @routes.get("/metrics")
-    def prometheus() -> Response:
+    def prometheus(request: Request) -> Response:
+        """Prometheus scrape. Not public unless FASTLIMS_METRICS_PUBLIC: the scraper sends
+        FASTLIMS_METRICS_TOKEN (or a lab manager's or admin's API token) as a bearer token."""
+        if not system.settings.metrics_public and not _metrics_allowed(system, request):
+            detail = (
+                "/metrics needs 'Authorization: Bearer <token>' with FASTLIMS_METRICS_TOKEN or a lab manager's"
+                " API token (or FASTLIMS_METRICS_PUBLIC=true)"
+            )
+            return JSONResponse({"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return routes

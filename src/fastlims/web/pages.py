@@ -26,7 +26,7 @@ from fastlims.requests.states import CANCELLABLE, TERMINAL, Status
 from fastlims.timeutil import format_local
 from fastlims.users import service as users
 from fastlims.web import run_views
-from fastlims.web.deps import PageUser, check_csrf, csrf_token
+from fastlims.web.deps import PageUser, check_csrf, csrf_token, start_page_session
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(include_in_schema=False)
@@ -46,7 +46,7 @@ STATUS_STYLE = {
 LIFECYCLE = [s for s in Status if s not in (Status.Failed, Status.Cancelled)]
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     system: Parts = request.app.state.system
 
     def local(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
@@ -64,7 +64,7 @@ def _render(request: Request, name: str, context: dict[str, Any], status_code: i
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = "/") -> HTMLResponse:  # noqa: A002
-    return _render(request, "login.html", {"next": next, "error": None, "user": None})
+    return render(request, "login.html", {"next": next, "error": None, "user": None})
 
 
 def _safe_next(target: str) -> str:
@@ -80,9 +80,22 @@ def login(
     password: Annotated[str, Form()],
     next: Annotated[str, Form()] = "/",  # noqa: A002
 ) -> Response:
-    user = users.authenticate(session=session, username=username.strip(), password=password)
+    """A plain ``def``: FastAPI runs it in a worker thread, so argon2 never blocks the event loop."""
+    system = request.app.state.system
+    try:
+        user = users.login(
+            session=session,
+            throttle=system.login_throttle,
+            username=username.strip(),
+            password=password,
+            address=request.client.host if request.client else None,
+        )
+    except users.LoginLocked as exc:
+        response = render(request, "login.html", {"next": next, "error": str(exc), "user": None}, status_code=429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if user is not None and not user.is_lab_user:
-        return _render(
+        return render(
             request,
             "login.html",
             {
@@ -93,15 +106,13 @@ def login(
             status_code=403,
         )
     if user is None:
-        return _render(
+        return render(
             request,
             "login.html",
             {"next": next, "error": "Unknown user or wrong password.", "user": None},
             status_code=401,
         )
-    request.session.clear()  # a fresh session (and CSRF token) at every login
-    request.session["user"] = user.username
-    request.session["generation"] = user.session_generation
+    start_page_session(request, user)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
@@ -139,7 +150,7 @@ def dashboard(request: Request, session: DbSession, user: PageUser) -> HTMLRespo
         "success_rate": (100.0 * counts[Status.Completed] / finished) if finished else None,
     }
     recent, _ = requests_service.get_all(session=session, user=user, page=1, page_size=8)
-    return _render(request, "dashboard.html", {"user": user, "stats": stats, "counts": counts, "recent": recent})
+    return render(request, "dashboard.html", {"user": user, "stats": stats, "counts": counts, "recent": recent})
 
 
 @router.get("/requests", response_class=HTMLResponse)
@@ -152,7 +163,7 @@ def request_list(
 ) -> HTMLResponse:
     wanted = Status.from_name(status) if status in Status.__members__ else None
     items, total = requests_service.get_all(session=session, user=user, status=wanted, page=page, page_size=25)
-    return _render(
+    return render(
         request,
         "requests_list.html",
         {
@@ -176,7 +187,7 @@ def _catalog_context(session: DbSession) -> dict[str, Any]:
 
 @router.get("/requests/new", response_class=HTMLResponse)
 def new_request_form(request: Request, session: DbSession, user: PageUser) -> HTMLResponse:
-    return _render(
+    return render(
         request,
         "request_new.html",
         {"user": user, "form": {}, "errors": {}, "test_names": [], **_catalog_context(session)},
@@ -197,7 +208,7 @@ def test_name_options(
     names = catalog.applicable_test_names(
         session=session, uut=uut or None, use_case=use_case or None, standard=standard or None
     )
-    return _render(request, "fragments/test_name_options.html", {"test_names": names, "selected": selected})
+    return render(request, "fragments/test_name_options.html", {"test_names": names, "selected": selected})
 
 
 @router.post("/requests/new", dependencies=[Depends(check_csrf)])
@@ -248,7 +259,7 @@ def submit_request(
         names = catalog.applicable_test_names(
             session=session, uut=uut or None, use_case=use_case or None, standard=standard or None
         )
-        return _render(
+        return render(
             request,
             "request_new.html",
             {"user": user, "form": form, "errors": errors, "test_names": names, **_catalog_context(session)},
@@ -285,12 +296,10 @@ def request_detail(
 ) -> HTMLResponse:
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
-    except requests_service.NotFound as exc:
-        return _render(request, "error.html", {"user": user, "message": str(exc)}, status_code=404)
-    except requests_service.Forbidden as exc:
-        return _render(request, "error.html", {"user": user, "message": str(exc)}, status_code=403)
+    except requests_service.NotFound as exc:  # also Forbidden: another's request looks unknown
+        return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=404)
     variables = requests_service.variables_of(item)
-    return _render(
+    return render(
         request,
         "request_detail.html",
         {
@@ -343,8 +352,8 @@ def run_results_csv(
 
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)
-    except (requests_service.NotFound, requests_service.Forbidden) as exc:
-        return Response(str(exc), status_code=404 if isinstance(exc, requests_service.NotFound) else 403)
+    except requests_service.NotFound as exc:  # also Forbidden: another's request looks unknown
+        return Response(str(exc), status_code=404)
     return results_csv_response(session, intake, item, run_id)
 
 
@@ -359,15 +368,9 @@ def cancel_request(
     try:
         item = requests_service.get(session=session, request_number=request_number)
         requests_service.cancel(session=session, request=item, user=user, reason=reason.strip())
-    except (requests_service.NotFound, requests_service.Forbidden, requests_service.RequestInvalid) as exc:
-        code = (
-            404
-            if isinstance(exc, requests_service.NotFound)
-            else 403
-            if isinstance(exc, requests_service.Forbidden)
-            else 409
-        )
-        return _render(request, "error.html", {"user": user, "message": str(exc)}, status_code=code)
+    except (requests_service.NotFound, requests_service.RequestInvalid) as exc:
+        code = 404 if isinstance(exc, requests_service.NotFound) else 409  # Forbidden is a NotFound
+        return render(request, "error.html", {"user": user, "message": str(exc)}, status_code=code)
     return RedirectResponse(f"/requests/{quote(request_number)}", status_code=303)
 
 

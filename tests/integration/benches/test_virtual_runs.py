@@ -176,7 +176,7 @@ def test_the_lims_connection_publishes_from_worker_threads_in_order(mosquitto: A
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     client = MqttClient(
-        BrokerAddress("127.0.0.1", mosquitto.port), client_id="lims-test", username="lims", password=PASSWORD
+        BrokerAddress("127.0.0.1", mosquitto.port), client_id="lims/test", username="lims", password=PASSWORD
     )
     try:
         asyncio.run_coroutine_threadsafe(client.start(), loop).result(5)

@@ -80,6 +80,7 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
         lims_connected: bool = True,
         database_url: str | None = None,
         second_partner: bool = False,
+        **settings: Any,
     ) -> Stack:
         if database_url is None:
             path = tmp_path / f"lims-{len(stacks)}.db"
@@ -94,6 +95,8 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
             mqtt_reconnect_max_s=1,
             outbox_poll_s=0.2,
             mqtt_client_id=f"fastlims-test-{len(stacks)}",
+            metrics_public=True,  # these tests read /metrics without a token
+            **settings,
         )
         if broker_kind == "amqtt":
             broker_port = free_port()
@@ -104,7 +107,7 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
             # The LIMS's own client goes through the gate; everything else is as bootstrap built it.
             system.messaging.client = MqttClient(
                 BrokerAddress("127.0.0.1", gate.port),
-                client_id=common["mqtt_client_id"],
+                client_id=f"{username}/{common['mqtt_client_id']}",
                 username=username,
                 password=password,
                 reconnect_max_s=1,

@@ -37,6 +37,8 @@ T = TypeVar("T")
 # request's procedure needs (current, voltage, temperature, soc, ambient_temperature) are declared.
 INTERCONNECTION = reference_interconnection("battery_cell", "cycler")
 ROUND_THE_CLOCK = {"weekly_hours": [[["00:00", "00:00"]]] * 7}
+# A physical bench that covers every catalog procedure of every seed UUT (packs up to 430 V).
+LARGE_RIG = registry.Ratings(max_current_A=1000.0, max_voltage_V=1000.0, temperature_chamber=True)
 
 
 def doe_section(runs: int) -> dict[str, Any]:
@@ -82,7 +84,9 @@ def prepare_catalog(system: System, *, doe_runs: int | None, physical_benches: i
             assert test is not None
             test.doe_spec_json = json.dumps(doe_section(doe_runs)) if doe_runs else None
         for index in range(1, physical_benches + 1):
-            registry.add(session=session, name=f"rig-{index}", kind="physical", calendar=ROUND_THE_CLOCK)
+            registry.add(
+                session=session, name=f"rig-{index}", kind="physical", calendar=ROUND_THE_CLOCK, ratings=LARGE_RIG
+            )
         if users.get_by_username(session=session, username="rita") is None:
             users.create(
                 session=session,

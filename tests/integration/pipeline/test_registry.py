@@ -10,7 +10,13 @@ from fastlims.bootstrap import System
 
 def test_benches_are_added_refused_and_listed(system: System) -> None:
     with system.database.transaction() as session:
-        registry.add(session=session, name="rig-7", kind="physical", capabilities=["thermal", "thermal", "500A"])
+        registry.add(
+            session=session,
+            name="rig-7",
+            kind="physical",
+            capabilities=["thermal", "thermal", "500A"],
+            ratings=registry.Ratings(max_current_A=500.0, max_voltage_V=60.0),
+        )
         registry.add(session=session, name="veos-1", kind="virtual", calendar={"maintenance": []})
         for name, kind, message in (
             ("rig-7", "physical", "already exists"),

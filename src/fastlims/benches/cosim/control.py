@@ -22,8 +22,9 @@ from fastlims.benches.cosim.errors import CosimError
 from fastlims.benches.cosim.spec import ProcedureRun
 from fastlims.benches.cosim.system import CosimSystem, Port
 from fastlims.benches.cosim.units import conversion
+from fastlims.procedures.interpreter import trip_reason
 from fastlims.procedures.native import OUT_COLUMNS, Conversions, FmuInput, NativeController, RowLayout
-from fastlims.procedures.program import LIMIT_NAMES, LIMIT_QUANTITY, Code, Mode, Program
+from fastlims.procedures.program import Code, Mode, Program
 
 RECORD = "record"
 # The BDF columns of a run with a procedure, in the order the results list them (time columns first).
@@ -195,16 +196,7 @@ def end_of(controller: NativeController, code: int, at: float, t0: float) -> tup
     if code == Code.SAFETY:
         trip = controller.trip
         if trip is not None:
-            name = LIMIT_NAMES[trip.limit]
-            quantity, unit, side = LIMIT_QUANTITY[trip.limit]
-            bound = controller.program.safety.as_array()[int(trip.limit)]
-            held = f", held {trip.held_s:.10g} s" if trip.held_s > 0 else ""
-            return (
-                "failed",
-                "safety_limit",
-                f"safety limit {name} = {bound:.6g} {unit}: {quantity} {trip.value:.6g} {unit} {side} it at test "
-                f"time {trip.at - t0:.10g} s{held}",
-            )
+            return "failed", "safety_limit", trip_reason(trip, controller.program.safety, t0)
         return "failed", "safety_limit", f"a safety limit tripped at test time {test_time}"
     if code == Code.FMU_ERROR:
         role = "current" if state.fmu_input == 0 else "ambient_temperature"

@@ -1,8 +1,8 @@
 """partner isolation: each request's one Digital Twin partner, the partner routing table, and the
 partner a model_uploader account uploads for
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-03
 
 ``TestRequests.DtPartner`` is the partner whose acks and uploads count for the request (set from
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

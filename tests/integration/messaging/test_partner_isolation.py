@@ -158,13 +158,17 @@ def test_a_bench_publishes_only_for_its_own_runs(make_stack) -> None:  # type: i
     stack = make_stack()
     watcher = lab_peer(stack)
     assert watcher.subscribe("fastest/v1/benches/+/runs/#") == [1]
-    bench = stack.peer(*BENCH)
-    assert bench.connect() == 0
     run_id = f"{uuid.uuid4()}.run-001"
     event = {"message_id": "e1", "run_id": run_id, "test_UUID": run_id[:36], "event": "started", "at": "x"}
-    bench.publish(f"fastest/v1/benches/bench-02/runs/{run_id}/events", event)  # another bench's name
-    bench.publish(f"fastest/v1/runs/{run_id}/events", event)  # the old, bench-less topic
-    barrier = stack.peer(*BENCH)  # a fresh connection: Mosquitto 2 disconnects the offender
+    # Each attempt on its own connection: Mosquitto 2 disconnects the offender after the first.
+    for forbidden in (
+        f"fastest/v1/benches/bench-02/runs/{run_id}/events",  # another bench's name
+        f"fastest/v1/runs/{run_id}/events",  # the old, bench-less topic
+    ):
+        bench = stack.peer(*BENCH)
+        assert bench.connect() == 0
+        bench.publish(forbidden, event)
+    barrier = stack.peer(*BENCH)
     assert barrier.connect() == 0
     barrier.publish(f"fastest/v1/benches/bench-01/runs/{run_id}/events", {**event, "message_id": "e2"})
     topic, message = watcher.next_message()

@@ -193,11 +193,15 @@ def users() -> None:
 
 @users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["requester", "lab_manager", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["requester", "lab_manager", "admin", "model_uploader"]), required=True)
 @click.option("--display-name", default=None, help="Full name shown on pages and requests.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def users_add(name: str, role: str, display_name: str | None, password_stdin: bool) -> None:
-    """Add user NAME with ROLE; without --password-stdin a password is generated and printed once."""
+@click.option("--partner", default=None, help="model_uploader only: the Digital Twin partner it uploads for.")
+def users_add(name: str, role: str, display_name: str | None, password_stdin: bool, partner: str | None) -> None:
+    """Add user NAME with ROLE; without --password-stdin a password is generated and printed once.
+    A model_uploader (--partner P) is partner P's HTTP upload account: it uploads model files for
+    P's requests and can do nothing else."""
+    from fastlims.intake import partners
     from fastlims.users import service
 
     system = _system()
@@ -205,7 +209,16 @@ def users_add(name: str, role: str, display_name: str | None, password_stdin: bo
     password, generated = _read_password(password_stdin)
     try:
         with system.database.transaction() as session:
-            service.create(session=session, username=name, role=role, password=password, display_name=display_name)
+            if partner is not None and partners.get(session=session, name=partner) is None:
+                raise service.UserError(f"partner {partner!r} does not exist; add it with `fastlims partners add`")
+            service.create(
+                session=session,
+                username=name,
+                role=role,
+                password=password,
+                display_name=display_name,
+                partner=partner,
+            )
     except service.UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"user {name!r} added with role {role}")
@@ -272,7 +285,9 @@ def mqtt_users() -> None:
 @click.option("--role", type=click.Choice(["partner", "bench"]), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def mqtt_users_add(name: str, role: str, password_stdin: bool) -> None:
-    """Add MQTT identity NAME; its topic ACL follows from ROLE (a bench's NAME is its bench id)."""
+    """Add MQTT identity NAME; its topic ACL follows from ROLE (a bench's NAME is its bench id; a
+    partner's NAME is its partner name, added first with `fastlims partners add NAME`)."""
+    from fastlims.intake import partners
     from fastlims.messaging import identities
 
     system = _system()
@@ -280,6 +295,14 @@ def mqtt_users_add(name: str, role: str, password_stdin: bool) -> None:
     password, generated = _read_password(password_stdin)
     try:
         with system.database.transaction() as session:
+            known = partners.get(session=session, name=name) is not None
+            if role == "partner" and not known:
+                raise identities.IdentityError(
+                    f"there is no Digital Twin partner {name!r}: add it first with `fastlims partners add {name}`"
+                    " (one name for its SFTP, MQTT and HTTP upload identities)"
+                )
+            if role == "bench" and known:
+                raise identities.IdentityError(f"{name!r} is a Digital Twin partner's name; a bench needs its own")
             identities.add(session=session, username=name, role=role, password=password)
     except identities.IdentityError as exc:
         raise click.ClickException(str(exc)) from None
@@ -297,6 +320,22 @@ def mqtt_users_list() -> None:
     with system.database.transaction() as session:
         for user in identities.get_all(session=session):
             click.echo(f"{user.username}\t{user.role.value}\t{'active' if user.is_active else 'disabled'}")
+
+
+@mqtt_users.command("mosquitto-acl")
+@click.option("--lims-user", default=None, help="The LIMS's Mosquitto user (default FASTLIMS_MQTT_USERNAME).")
+def mqtt_users_mosquitto_acl(lims_user: str | None) -> None:
+    """Print a Mosquitto acl_file with the same per-identity policy as the embedded broker."""
+    from fastlims.messaging import identities
+    from fastlims.messaging.acl import mosquitto_acl
+    from fastlims.messaging.models import MqttRole
+
+    system = _system()
+    prepare_database(system, seed_catalog=False)
+    lims = lims_user or system.settings.mqtt_username
+    with system.database.transaction() as session:
+        found = [(u.username, u.role) for u in identities.get_all(session=session) if u.is_active]
+    click.echo(mosquitto_acl(([(lims, MqttRole.lims)] if lims else []) + found, system.settings.mqtt_topic_prefix))
 
 
 def _mqtt_user_change(name: str, change) -> None:  # type: ignore[no-untyped-def]
@@ -337,7 +376,7 @@ def mqtt_users_remove(name: str) -> None:
 
 @main.group()
 def partners() -> None:
-    """Digital Twin partners who upload models over SFTP (public keys only)."""
+    """Digital Twin partners: one name for SFTP (public keys), MQTT and HTTP model upload."""
 
 
 def _partner_command(action):  # type: ignore[no-untyped-def]
@@ -359,9 +398,8 @@ def _partner_command(action):  # type: ignore[no-untyped-def]
     "--key",
     "key_files",
     multiple=True,
-    required=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="The partner's OpenSSH public key (.pub); repeat for several.",
+    help="The partner's OpenSSH public key (.pub); repeat for several. Without: no SFTP (MQTT and HTTP only).",
 )
 @click.option("--quota", default=None, help="Pool space, e.g. 5GB (default FASTLIMS_INTAKE_PARTNER_QUOTA_BYTES).")
 def partners_add(name: str, key_files: tuple[str, ...], quota: str | None) -> None:
@@ -407,19 +445,94 @@ def partners_remove_key(name: str, fingerprint: str) -> None:
 @click.argument("name")
 def partners_disable(name: str) -> None:
     """Refuse partner NAME's logins from now on (its files stay where they are)."""
-    from fastlims.intake import partners as service
 
-    _partner_command(lambda s: service.set_active(session=s, name=name, active=False))
-    click.echo(f"partner {name!r} disabled")
+    _partner_command(lambda s: _set_partner_active(s, name, False))
+    click.echo(f"partner {name!r} disabled (SFTP, MQTT identity and HTTP uploads)")
 
 
 @partners.command("enable")
 @click.argument("name")
 def partners_enable(name: str) -> None:
-    from fastlims.intake import partners as service
 
-    _partner_command(lambda s: service.set_active(session=s, name=name, active=True))
+    _partner_command(lambda s: _set_partner_active(s, name, True))
     click.echo(f"partner {name!r} enabled")
+
+
+def _set_partner_active(session, name: str, active: bool):  # type: ignore[no-untyped-def]
+    """The partner is one identity: its SFTP account, its MQTT identity (no new CONNECT) and its
+    HTTP uploads (checked against the partner) go together."""
+    from sqlalchemy import update
+
+    from fastlims.intake import partners as service
+    from fastlims.messaging.models import MqttRole, MqttUser
+
+    partner = service.set_active(session=session, name=name, active=active)
+    session.execute(
+        update(MqttUser).where(MqttUser.username == name, MqttUser.role == MqttRole.partner).values(is_active=active)
+    )
+    return partner
+
+
+@partners.group("route")
+def partners_route() -> None:
+    """Which partner serves the requests of a UUT or a test name (else: the first to accept)."""
+
+
+def _route_target(test: str | None, uut: str | None) -> tuple[str, str]:
+    if (test is None) == (uut is None):
+        raise click.UsageError("give exactly one of --test NAME or --uut CODE")
+    return ("uut", uut) if uut is not None else ("test", test)  # type: ignore[return-value]
+
+
+@partners_route.command("add")
+@click.argument("name")
+@click.option("--test", default=None, help="A test name (catalog), e.g. 'Capacity test'.")
+@click.option("--uut", default=None, help="A UUT code (catalog); a UUT's route wins over its test's.")
+def partners_route_add(name: str, test: str | None, uut: str | None) -> None:
+    """Send the requests of a UUT or a test name to partner NAME only (from their next announcement)."""
+    from fastlims.intake import partners as service
+    from fastlims.requests import routing
+
+    kind, value = _route_target(test, uut)
+
+    def add(session):  # type: ignore[no-untyped-def]
+        if service.get(session=session, name=name) is None:
+            raise service.PartnerError(f"partner {name!r} does not exist; add it with `fastlims partners add`")
+        try:
+            return routing.add_route(session=session, partner=name, kind=kind, value=value)
+        except routing.RoutingError as exc:
+            raise service.PartnerError(str(exc)) from None
+
+    _partner_command(add)
+    click.echo(f"requests of {kind} {value!r} go to partner {name!r}")
+
+
+@partners_route.command("remove")
+@click.option("--test", default=None)
+@click.option("--uut", default=None)
+def partners_route_remove(test: str | None, uut: str | None) -> None:
+    from fastlims.intake import partners as service
+    from fastlims.requests import routing
+
+    kind, value = _route_target(test, uut)
+
+    def remove(session):  # type: ignore[no-untyped-def]
+        try:
+            routing.remove_route(session=session, kind=kind, value=value)
+        except routing.RoutingError as exc:
+            raise service.PartnerError(str(exc)) from None
+
+    _partner_command(remove)
+    click.echo(f"route for {kind} {value!r} removed; its requests go to the first partner to accept")
+
+
+@partners_route.command("list")
+def partners_route_list() -> None:
+    from fastlims.requests import routing
+
+    _, found = _partner_command(lambda s: [(r.kind, r.value, r.partner) for r in routing.routes(session=s)])
+    for kind, value, partner in found:
+        click.echo(f"{kind}\t{value}\t{partner}")
 
 
 @partners.command("list")

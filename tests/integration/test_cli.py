@@ -64,6 +64,9 @@ def test_bad_configuration_is_named(env: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_mqtt_users_add_and_list(env: Path) -> None:
     runner = CliRunner()
+    unknown = runner.invoke(main, ["mqtt-users", "add", "comau-dt", "--role", "partner"])
+    assert unknown.exit_code == 1 and "add it first with `fastlims partners add comau-dt`" in unknown.output
+    assert runner.invoke(main, ["partners", "add", "comau-dt"]).exit_code == 0  # no key: no SFTP
     added = runner.invoke(main, ["mqtt-users", "add", "comau-dt", "--role", "partner"])
     assert added.exit_code == 0 and "one-time password (shown only now):" in added.output
     bench = runner.invoke(
@@ -84,6 +87,7 @@ def test_mqtt_identity_passwords_are_argon2(env: Path) -> None:
     from fastlims.config import Settings
     from fastlims.messaging import identities
 
+    assert CliRunner().invoke(main, ["partners", "add", "dt1"]).exit_code == 0
     CliRunner().invoke(
         main, ["mqtt-users", "add", "dt1", "--role", "partner", "--password-stdin"], input="a-long-password\n"
     )
@@ -93,4 +97,54 @@ def test_mqtt_identity_passwords_are_argon2(env: Path) -> None:
         assert user.password_hash.startswith("$argon2id$")
         assert identities.check(session=session, username="dt1", password="a-long-password") is not None
         assert identities.check(session=session, username="dt1", password="wrong-password") is None
+    system.close()
+
+
+def test_one_partner_name_across_sftp_mqtt_and_http_upload(env: Path) -> None:
+    """`partners add`, `mqtt-users add --role partner`, `users add --role model_uploader --partner`
+    name one partner; routes send a UUT's or a test's requests to it; disabling it disables all."""
+    from fastlims.bootstrap import build
+    from fastlims.config import Settings
+    from fastlims.messaging import identities
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["partners", "add", "acme"]).exit_code == 0
+    pw = {"input": "a-long-password\n"}
+    assert (
+        runner.invoke(main, ["mqtt-users", "add", "acme", "--role", "partner", "--password-stdin"], **pw).exit_code == 0
+    )
+    as_bench = runner.invoke(main, ["mqtt-users", "add", "acme", "--role", "bench", "--password-stdin"], **pw)
+    assert as_bench.exit_code == 1 and "partner's name" in as_bench.output
+    uploader = runner.invoke(
+        main, ["users", "add", "acme-up", "--role", "model_uploader", "--partner", "acme", "--password-stdin"], **pw
+    )
+    assert uploader.exit_code == 0, uploader.output
+    unbound = runner.invoke(main, ["users", "add", "up2", "--role", "model_uploader", "--password-stdin"], **pw)
+    assert unbound.exit_code == 1 and "give --partner NAME" in unbound.output
+    nobody = runner.invoke(
+        main, ["users", "add", "up3", "--role", "model_uploader", "--partner", "nobody", "--password-stdin"], **pw
+    )
+    assert nobody.exit_code == 1 and "partner 'nobody' does not exist" in nobody.output
+    assert runner.invoke(main, ["partners", "route", "add", "acme", "--uut", "CELL-01"]).exit_code == 0
+    assert runner.invoke(main, ["partners", "route", "add", "acme", "--test", "Capacity test"]).exit_code == 0
+    both = runner.invoke(main, ["partners", "route", "add", "acme", "--test", "x", "--uut", "y"])
+    assert both.exit_code == 2 and "exactly one of --test NAME or --uut CODE" in both.output
+    ghost = runner.invoke(main, ["partners", "route", "add", "ghost", "--uut", "CELL-01"])
+    assert ghost.exit_code == 1 and "partner 'ghost' does not exist" in ghost.output
+    assert runner.invoke(main, ["partners", "route", "list"]).output.splitlines() == [
+        "test\tCapacity test\tacme",
+        "uut\tCELL-01\tacme",
+    ]
+    assert runner.invoke(main, ["partners", "route", "remove", "--test", "Capacity test"]).exit_code == 0
+    missing = runner.invoke(main, ["partners", "route", "remove", "--test", "Capacity test"])
+    assert missing.exit_code == 1 and "there is no route for test 'Capacity test'" in missing.output
+    acl = runner.invoke(main, ["mqtt-users", "mosquitto-acl", "--lims-user", "lims"]).output
+    assert (
+        "user acme\ntopic write fastest/v1/partners/acme/requests/+/ack\ntopic read fastest/v1/partners/acme/#" in acl
+    )
+    assert "user lims\ntopic write fastest/v1/#" in acl
+    assert runner.invoke(main, ["partners", "disable", "acme"]).exit_code == 0
+    system = build(Settings())
+    with system.database.transaction() as session:  # the MQTT identity went with the partner
+        assert identities.check(session=session, username="acme", password="a-long-password") is None
     system.close()

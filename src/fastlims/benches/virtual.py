@@ -112,7 +112,7 @@ class BenchContext:
 
     def event(self, order: dict[str, Any], event: str, progress: float = 0.0, reason: str | None = None) -> None:
         self.send(
-            self.topics.run_events(order["run_id"]),
+            self.topics.run_events(order["bench"], order["run_id"]),
             RunEvent(
                 run_id=order["run_id"],
                 test_UUID=order["test_UUID"],
@@ -260,7 +260,7 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
                 def on_batch(batch: Any) -> None:
                     writer.add(batch)
                     ctx.send(
-                        ctx.topics.run_metrics(run_id),
+                        ctx.topics.run_metrics(order["bench"], run_id),
                         batch.to_message(run_id=run_id, test_uuid=uuid, t0_utc=t0),
                         settings.virtual_bench_metrics_qos,
                     )

@@ -122,6 +122,15 @@ def correlate(key: str) -> str | None:
     return match.group(0).lower() if match else None
 
 
+def partner_of(key: str) -> str | None:
+    """The partner whose folder a pool file lies in (``pool/<partner>/…``), or None for the lab's
+    own drops (``pool/<test_UUID>/…``, or a UUID-named file directly in ``pool/``)."""
+    parts = normalise_key(key).split("/")
+    if len(parts) >= 3 and parts[0] == POOL and not is_uuid(parts[1]):
+        return parts[1]
+    return None
+
+
 @dataclass(frozen=True)
 class UploadSetStatus:
     """Whether a set of uploaded names is complete: the seed's rule (at least one FMU and an

@@ -50,6 +50,8 @@ def parse_public_keys(text: str, *, source: str = "key file") -> list[PartnerKey
 
 
 def keys_of(partner: DtPartner) -> list[PartnerKey]:
+    if not partner.public_keys.strip():
+        return []  # a partner without SFTP (MQTT and HTTP upload only)
     return parse_public_keys(partner.public_keys, source=f"partner {partner.name}")
 
 
@@ -62,9 +64,11 @@ def get_all(*, session: Session) -> list[DtPartner]:
 
 
 def create(
-    *, session: Session, name: str, key_text: str, quota_bytes: int | None = None, source: str = "key file"
+    *, session: Session, name: str, key_text: str = "", quota_bytes: int | None = None, source: str = "key file"
 ) -> DtPartner:
-    """Add a partner with one or more public keys; its SFTP user name is ``name``."""
+    """Add a Digital Twin partner: one name for its SFTP account (with ``key_text``'s public keys;
+    none: no SFTP), its MQTT identity (``fastlims mqtt-users add NAME --role partner``) and its
+    HTTP upload account (a model_uploader user bound to ``name``)."""
     if not NAME_PATTERN.match(name):
         raise PartnerError(
             f"partner name {name!r} is invalid: use 2-64 lower-case letters, digits, '_' or '-'"
@@ -74,7 +78,7 @@ def create(
         raise PartnerError(f"partner {name!r} already exists; add keys with `fastlims partners add-key`")
     if quota_bytes is not None and quota_bytes <= 0:
         raise PartnerError("the quota must be a positive number of bytes")
-    keys = parse_public_keys(key_text, source=source)
+    keys = parse_public_keys(key_text, source=source) if key_text.strip() else []
     partner = DtPartner(name=name, public_keys="\n".join(k.line for k in keys), quota_bytes=quota_bytes)
     session.add(partner)
     session.flush()
@@ -83,7 +87,7 @@ def create(
 
 def add_keys(*, session: Session, name: str, key_text: str, source: str = "key file") -> DtPartner:
     partner = _existing(session, name)
-    present = {k.fingerprint for k in keys_of(partner)}
+    present = {k.fingerprint for k in keys_of(partner)}  # may be none: the partner's first key
     new = [k for k in parse_public_keys(key_text, source=source) if k.fingerprint not in present]
     if new:
         partner.public_keys = "\n".join([partner.public_keys.strip(), *(k.line for k in new)]).strip()

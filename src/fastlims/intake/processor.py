@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
@@ -26,14 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fastlims.db.engine import Database
-from fastlims.intake import layout
+from fastlims.intake import isolation, layout
 from fastlims.intake.models import IntakeUpload, UploadState
-from fastlims.intake.procedure_ports import PortNeeds, procedure_port_problems
+from fastlims.intake.procedure_fit import port_needs, procedure_problems
+from fastlims.intake.procedure_ports import PortNeeds
 from fastlims.intake.schemas import ProblemOut, UploadOutcome
 from fastlims.intake.storage import BlobStorage, StoredFile
 from fastlims.intake.validation import Platform, Problem, ZipLimits, summary, validate_upload_set
-from fastlims.procedures.model import ProcedureError
-from fastlims.requests import procedures as request_procedures
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import IllegalTransition, Status
@@ -122,7 +120,7 @@ class DataProcessor:
                 request = None
             number = request.request_number if request else None
             status = Status(request.status) if request else None
-            needs = _port_needs(request) if request else PortNeeds()
+            needs = port_needs(request) if request else PortNeeds()
         if request is None:
             return self.quarantine(
                 files,
@@ -133,6 +131,9 @@ class DataProcessor:
                 fail_request=False,
             )
         assert status is not None
+        refused, files = self._refuse_foreign(files, test_uuid=test_uuid, trigger=trigger, source=source)
+        if refused is not None and (not files or layout.partner_of(trigger) in refused[1]):
+            return refused[0]
         if status not in WAITING_STATES:
             return self.quarantine(
                 files,
@@ -167,6 +168,33 @@ class DataProcessor:
         except Exception:
             self._release(files)
             raise
+
+    def _refuse_foreign(
+        self, files: list[StoredFile], *, test_uuid: str, trigger: str, source: str
+    ) -> tuple[tuple[UploadOutcome, set[str]] | None, list[StoredFile]]:
+        """Quarantine, as ``unauthorized``, the files of partners that are not the request's own
+        (:mod:`.isolation`); return that outcome (or None) and the files that remain."""
+        uploaders = isolation.partners_in(files)
+        if not uploaders:
+            return None, files
+        owner = isolation.authorised_partner(self.database, test_uuid, uploaders, layout.partner_of(trigger))
+        foreign = isolation.foreign_files(files, owner)
+        outcome: UploadOutcome | None = None
+        for partner, theirs in foreign.items():
+            outcome = self.quarantine(
+                theirs,
+                test_uuid=test_uuid,
+                trigger=trigger,
+                source=source,
+                reason=isolation.unauthorised_reason(partner, test_uuid),
+                fail_request=False,
+                kind=isolation.UNAUTHORIZED,
+            )
+            isolation.report_unauthorised(self.database, partner, test_uuid, theirs)
+        if outcome is None:
+            return None, files
+        refused = {f.key for stored in foreign.values() for f in stored}
+        return (outcome, set(foreign)), [f for f in files if f.key not in refused]
 
     def _set_status(self, files: list[StoredFile]) -> layout.UploadSetStatus:
         keys = [f.key for f in files]
@@ -277,7 +305,7 @@ class DataProcessor:
             )
             if not problems and layout.INTERCONNECTION in named:
                 # A set whose files are sound must also fit the request's procedure (its port roles).
-                problems += _procedure_problems(local[named[layout.INTERCONNECTION].key], needs)
+                problems += procedure_problems(local[named[layout.INTERCONNECTION].key], needs)
         log.info(
             "upload set checked",
             extra={
@@ -406,6 +434,7 @@ class DataProcessor:
         reason: str,
         problems: list[Problem] | None = None,
         fail_request: bool,
+        kind: str = "rejected",
     ) -> UploadOutcome:
         """Move ``files`` to ``quarantine/<test_UUID>/<when>/`` with ``reason.json``; fail the request
         when the files were its models. Nothing is deleted."""
@@ -457,6 +486,7 @@ class DataProcessor:
                 status_after = Status(request.status).name
             self._mark_paths(session, files, test_uuid=test_uuid, source=source, detail=reason, moved=moved)
         document = {
+            "kind": kind,
             "test_UUID": test_uuid,
             "request_number": request_number,
             "reason": reason,
@@ -467,13 +497,14 @@ class DataProcessor:
             "request_status": status_after,
         }
         self.storage.put_json(f"{target}/{layout.REASON_FILE}", json.dumps(document, indent=2))
+        isolation.write_notices(self.storage, document, files)
         log.warning(
             "upload quarantined",
             extra={"test_uuid": test_uuid, "folder": target, "files": len(files), "problems": len(problems or [])},
         )
         return UploadOutcome(
             path=trigger,
-            outcome="quarantined",
+            outcome=kind if kind == isolation.UNAUTHORIZED else "quarantined",
             test_UUID=test_uuid,
             status=status_after,
             detail=f"moved to {target}/: {reason}",
@@ -535,31 +566,6 @@ def _row(stored: StoredFile, key: str, *, test_uuid: str | None, source: str, pa
         partner=partner,
         outcome=UploadState.waiting.value,
     )
-
-
-def _port_needs(request: TestRequest) -> PortNeeds:
-    """What the request's procedure needs of a model set (nothing for a request without one)."""
-    try:
-        procedure = requests.procedure_of(request)
-    except ProcedureError:
-        procedure = None  # the pipeline fails such a request with the reason; the models are not at fault
-    if procedure is None:
-        return PortNeeds()
-    profile = (requests.variables_of(request) or {}).get("custom_profile")
-    name = profile.get("Name") if isinstance(profile, dict) else None
-    fmu_profile = name if isinstance(name, str) and name not in request_procedures.PROFILE_ROLES else None
-    return PortNeeds(request_procedures.required_roles(procedure), fmu_profile)
-
-
-def _procedure_problems(path: Path, needs: PortNeeds) -> list[Problem]:
-    """The set against the request's procedure; an unreadable document is the validation's to report."""
-    if not needs.roles and needs.fmu_profile is None:
-        return []
-    try:
-        document = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return []
-    return procedure_port_problems(layout.INTERCONNECTION, document, needs)
 
 
 def _locked_request(session: Session, test_uuid: str) -> TestRequest:

@@ -9,9 +9,12 @@
     A 5xx answer (storage or database down) makes Event Grid deliver again; a repeat is harmless.
 
 ``PUT /api/v1/requests/{test_UUID}/models/{filename}``
-    For partners without SFTP. Bearer token; a requester may upload for their own requests, a
-    lab manager or admin for any (give a Digital Twin's service account the lab_manager role).
-    The body is the file; it lands in ``pool/<test_UUID>/<filename>`` and counts like any upload.
+    For partners without SFTP. The bearer token of a ``model_uploader`` user, bound to one Digital
+    Twin partner (``fastlims users add dt-acme --role model_uploader --partner acme``); no other
+    role may upload (a requester supplying the FMUs of their own request would choose the code the
+    lab runs). The body is the file; it lands in the partner's folder,
+    ``pool/<partner>/<test_UUID>/<filename>``, and counts like the partner's SFTP upload: only for
+    the request's own partner (:mod:`fastlims.intake.isolation`).
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from fastapi.responses import JSONResponse
 
 from fastlims.config import Settings
 from fastlims.deps import DbSession, SystemDep
-from fastlims.intake import layout
+from fastlims.intake import layout, partners
 from fastlims.intake.deps import IntakeDep
 from fastlims.intake.events import UploadEvent
 from fastlims.intake.processor import WAITING_STATES
 from fastlims.intake.schemas import UploadOutcome, WebhookAnswer, interconnection_json_schema
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
-from fastlims.users.deps import ApiUser
+from fastlims.users.deps import TokenUser
 from fastlims.users.models import Role
 
 router = APIRouter(tags=["model intake"])
@@ -148,18 +151,32 @@ def _blob_key(event: dict[str, Any], container: str | None, prefix: str) -> tupl
     "/api/v1/requests/{test_UUID}/models/{filename}",
     response_model=UploadOutcome,
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "the request is not waiting for models"}, 413: {"description": "too large"}},
+    responses={
+        403: {"description": "not a model_uploader, or the request is another partner's (quarantined)"},
+        409: {"description": "the request is not waiting for models"},
+        413: {"description": "too large"},
+    },
 )
 async def put_model_file(
     test_UUID: str,  # noqa: N803 - the seed's spelling
     filename: str,
     request: Request,
     session: DbSession,
-    user: ApiUser,
+    user: TokenUser,
     system: SystemDep,
     intake: IntakeDep,
 ) -> UploadOutcome:
-    """Upload one model file (an .fmu or inter_connection.json) for a request; the body is the file."""
+    """Upload one model file (an .fmu or inter_connection.json) for a request; the body is the
+    file. Needs a model_uploader token; the file counts only for the request's own partner."""
+    if user.role is not Role.model_uploader or not user.partner:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "model files are uploaded by a Digital Twin partner's model_uploader account"
+            f" (fastlims users add NAME --role model_uploader --partner PARTNER), not by a {user.role.value}",
+        )
+    partner = partners.get(session=session, name=user.partner)
+    if partner is None or not partner.is_active:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"partner {user.partner!r} is unknown or disabled")
     test_uuid = test_UUID.lower()
     if not layout.is_uuid(test_uuid):
         raise HTTPException(422, f"{test_UUID!r} is not a test_UUID")
@@ -170,9 +187,6 @@ async def put_model_file(
             " (letters, digits, '.', '_', '-', ' ')",
         )
     target = requests.get_by_uuid(session=session, test_uuid=test_uuid)  # 404 when unknown
-    if not user.can(Role.lab_manager) and target.requester_id != user.username:
-        # Another requester's request is answered like an unknown one: no existence oracle.
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no test request has test_UUID {test_uuid!r}")
     current = Status(target.status)
     if current not in WAITING_STATES:
         raise HTTPException(
@@ -198,9 +212,12 @@ async def put_model_file(
                 await asyncio.to_thread(out.write, chunk)
         if size == 0:
             raise HTTPException(422, "the body is empty: send the file")
-        key = f"{layout.POOL}/{test_uuid}/{filename}"
+        key = f"{layout.POOL}/{user.partner}/{test_uuid}/{filename}"
         await asyncio.to_thread(intake.storage.put, key, spooled)
-    return await intake.handler.handle(UploadEvent(path=key, source="http", partner=user.username))
+    outcome = await intake.handler.handle(UploadEvent(path=key, source="http", partner=user.partner))
+    if outcome.outcome == "unauthorized":  # quarantined and reported, as over SFTP; the answer says so
+        raise HTTPException(status.HTTP_403_FORBIDDEN, outcome.detail)
+    return outcome
 
 
 @router.get("/api/schemas/inter_connection.json", tags=["model intake"])

@@ -89,7 +89,9 @@ class UploadOutcome(BaseModel):
     """What happened to one upload event (the API's answer to a PUT or an Event Grid event)."""
 
     path: str
-    outcome: str = Field(description="ignored | gone | duplicate | waiting | accepted | quarantined | not-processed")
+    outcome: str = Field(
+        description="ignored | gone | duplicate | waiting | accepted | quarantined | unauthorized | not-processed"
+    )
     test_UUID: str | None = None
     detail: str = ""
     status: str | None = Field(default=None, description="the request's status after the event")

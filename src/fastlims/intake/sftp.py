@@ -31,13 +31,13 @@ import posixpath
 import shutil
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
-from asyncssh import SFTPAttrs, SFTPFailure, SFTPNoSuchFile, SFTPPermissionDenied, SFTPQuotaExceeded
+from asyncssh import SFTPAttrs, SFTPFailure, SFTPName, SFTPNoSuchFile, SFTPPermissionDenied, SFTPQuotaExceeded
 from asyncssh.sftp import FXF_APPEND, FXF_CREAT, FXF_EXCL, FXF_TRUNC, FXF_WRITE
 
 from fastlims.users.throttle import LoginThrottle, wait_message
@@ -269,7 +269,7 @@ class _PartnerSSHServer(asyncssh.SSHServer):
             log.warning("sftp login refused: locked", extra={"partner": username, "retry_after_s": wait})
             return True
         found = await asyncio.to_thread(self._owner.partners, username)
-        if found is not None and self._conn is not None:
+        if found is not None and found[0].strip() and self._conn is not None:  # no keys: no SFTP for it
             keys, _quota = found
             try:
                 self._conn.set_authorized_keys(asyncssh.import_authorized_keys(keys))
@@ -373,6 +373,17 @@ class _PartnerSFTPServer(asyncssh.SFTPServer):
         result = super().realpath(normal)
         assert isinstance(result, bytes)
         return result
+
+    async def scandir(self, path: bytes) -> AsyncIterator[SFTPName]:  # type: ignore[override]
+        """A folder's entries, with ``.`` and ``..``; the ``..`` of the top folder is the top folder
+        itself (as in a chroot), so a partner can list its own folder (``ls``), which asyncssh's
+        ``..`` would refuse as leaving it."""
+        folder = posixpath.normpath(posixpath.join(b"/", path))
+        for name, target in ((b".", folder), (b"..", posixpath.dirname(folder))):
+            yield SFTPName(name, attrs=await self.convert_attrs(self.lstat(target)))
+        with os.scandir(self.map_path(path)) as entries:
+            for entry in entries:
+                yield SFTPName(os.fsencode(entry.name), attrs=SFTPAttrs.from_local(entry.stat(follow_symlinks=False)))
 
     def _relative(self, local: bytes) -> str:
         return os.path.relpath(local, self._root_bytes).decode("utf-8", "replace").replace(os.sep, "/")

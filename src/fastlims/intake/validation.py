@@ -456,4 +456,9 @@ def summary(problems: list[Problem], *, limit: int = 2000) -> str:
     """One line for a request's failure reason: how many problems, then each (cut at ``limit``)."""
     head = f"model upload rejected ({len(problems)} problem{'s' if len(problems) != 1 else ''}): "
     text = head + "; ".join(str(p) for p in problems)
-    return text if len(text) <= limit else text[: limit - 40] + " … (see quarantine reason.json)"
+    return (
+        text
+        if len(text) <= limit
+        else text[: limit - 90]
+        + " … (every problem: reason.json in quarantine, <test_UUID>.rejected.json in the partner's folder)"
+    )

@@ -1,7 +1,13 @@
-"""Who may publish and subscribe where: least privilege per role, a pure function of the role.
+"""Who may publish and subscribe where: least privilege per role, a pure function of the role and
+the identity's name.
 
-The embedded broker enforces this table; ``mosquitto_acl`` renders the same table for Mosquitto,
-so both brokers apply one policy.
+Each partner and each bench has its own topic level, its MQTT user name: a Digital Twin partner
+reads and answers only under ``partners/<its name>/`` (its requests, their status, its errors), a
+bench speaks only under ``benches/<its name>/`` (its state, its runs' events and metrics) and
+hears only its own commands. The embedded broker enforces this table; ``mosquitto_acl`` renders
+the same table for Mosquitto (a ``user`` block per identity, with the name written in, which is
+what a ``pattern … %u`` line would give but confined to the identity's role), so both brokers
+apply one policy.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from fastlims.messaging.models import MqttRole
 class Acl:
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
+    errors: str | None = None  # where this identity's refused messages are reported (None: the lab's)
 
 
 def acl_for(role: MqttRole, username: str, prefix: str) -> Acl:
@@ -22,22 +29,15 @@ def acl_for(role: MqttRole, username: str, prefix: str) -> Acl:
     if role is MqttRole.lims:
         return Acl(publish=(f"{p}/#",), subscribe=(f"{p}/#",))
     if role is MqttRole.partner:
-        # A Digital Twin reads requests, statuses, live runs and errors, and answers with acks.
-        return Acl(
-            publish=(f"{p}/requests/+/ack",),
-            subscribe=(
-                f"{p}/requests/+",
-                f"{p}/requests/+/status",
-                f"{p}/runs/+/events",
-                f"{p}/runs/+/metrics",
-                f"{p}/benches/+/state",
-                f"{p}/errors",
-            ),
-        )
+        # A Digital Twin reads its own requests, their status and its errors, and answers with
+        # acks, all under its own level: no other partner's request, ack or error reaches it.
+        own = f"{p}/partners/{username}"
+        return Acl(publish=(f"{own}/requests/+/ack",), subscribe=(f"{own}/#",), errors=f"{own}/errors")
     # A bench hears only its own commands and speaks for its own state and the runs it executes.
+    own = f"{p}/benches/{username}"
     return Acl(
-        publish=(f"{p}/benches/{username}/state", f"{p}/runs/+/events", f"{p}/runs/+/metrics"),
-        subscribe=(f"{p}/benches/{username}/commands",),
+        publish=(f"{own}/state", f"{own}/runs/+/events", f"{own}/runs/+/metrics"),
+        subscribe=(f"{own}/commands",),
     )
 
 

@@ -15,24 +15,49 @@ from fastlims.messaging.variables import Variables
 _CHANNELS: list[tuple[str, str, list[str], str, str]] = [
     (
         "request",
-        "requests/{test_UUID}",
-        ["test_UUID"],
+        "partners/{partner}/requests/{test_UUID}",
+        ["partner", "test_UUID"],
         "RequestMessage",
-        "The LIMS asks the Digital Twin for the FMU(s) of a test request (seed Figure 2). QoS 1.",
+        "The LIMS asks a Digital Twin partner for the FMU(s) of a test request (seed Figure 2). QoS 1. Sent to "
+        "the request's partner (routing table) or, while it has none, to every partner; only the partner's own "
+        "level (its MQTT user name) is readable to it.",
     ),
     (
         "ack",
-        "requests/{test_UUID}/ack",
-        ["test_UUID"],
+        "partners/{partner}/requests/{test_UUID}/ack",
+        ["partner", "test_UUID"],
         "AckMessage",
-        "The Digital Twin accepts or refuses a request. QoS 1. Uploading the models also counts as acceptance.",
+        "The partner accepts or refuses a request. QoS 1. Uploading the models also counts as acceptance. The "
+        "first partner to accept a request without one becomes its partner; another partner's ack is refused "
+        "(unauthorized).",
     ),
     (
         "status",
+        "partners/{partner}/requests/{test_UUID}/status",
+        ["partner", "test_UUID"],
+        "StatusMessage",
+        "The request's current lifecycle status. QoS 1, retained: a new subscriber gets it at once.",
+    ),
+    (
+        "partnerErrors",
+        "partners/{partner}/errors",
+        ["partner"],
+        "ErrorMessage",
+        "The partner's own messages and uploads that the LIMS or the broker refused, with the reason.",
+    ),
+    (
+        "labRequest",
+        "requests/{test_UUID}",
+        ["test_UUID"],
+        "RequestMessage",
+        "The lab's copy of every request message (readable by the LIMS role only).",
+    ),
+    (
+        "labStatus",
         "requests/{test_UUID}/status",
         ["test_UUID"],
         "StatusMessage",
-        "The request's current lifecycle status. QoS 1, retained: a new subscriber gets it at once.",
+        "The lab's copy of every status, retained (readable by the LIMS role only).",
     ),
     (
         "benchCommands",
@@ -48,21 +73,31 @@ _CHANNELS: list[tuple[str, str, list[str], str, str]] = [
         "BenchState",
         "A bench's state, retained; its MQTT last will publishes 'offline'.",
     ),
-    ("runEvents", "runs/{run_id}/events", ["run_id"], "RunEvent", "Run lifecycle events (started, progress, ...)."),
+    (
+        "runEvents",
+        "benches/{bench}/runs/{run_id}/events",
+        ["bench", "run_id"],
+        "RunEvent",
+        "Run lifecycle events (started, progress, ...), under the bench that runs it (a bench may publish under "
+        "its own name only).",
+    ),
     (
         "runMetrics",
-        "runs/{run_id}/metrics",
-        ["run_id"],
+        "benches/{bench}/runs/{run_id}/metrics",
+        ["bench", "run_id"],
         "MetricsBatch",
         "Live samples in columnar batches; seq counts batches without gaps.",
     ),
-    ("errors", "errors", [], "ErrorMessage", "Messages the LIMS refused, with the reason."),
+    ("errors", "errors", [], "ErrorMessage", "Every message the LIMS refused, with the reason (the lab's; LIMS role)."),
 ]
 _OPERATIONS: list[tuple[str, str, str]] = [
     # (operation id, action from the LIMS's point of view, channel)
     ("sendRequest", "send", "request"),
     ("receiveAck", "receive", "ack"),
     ("sendStatus", "send", "status"),
+    ("sendPartnerError", "send", "partnerErrors"),
+    ("sendLabRequest", "send", "labRequest"),
+    ("sendLabStatus", "send", "labStatus"),
     ("sendBenchCommand", "send", "benchCommands"),
     ("receiveBenchState", "receive", "benchState"),
     ("receiveRunEvents", "receive", "runEvents"),
@@ -122,8 +157,10 @@ def document(topics: Topics | None = None, server_host: str = "127.0.0.1:1883") 
                 "protocol": "mqtt",
                 "protocolVersion": "3.1.1",
                 "description": "Username/password required; the client id is the username or starts with "
-                "'username/'; topic ACLs per identity (partner, bench); a last will must be a topic the "
-                "identity may publish to. Largest packet: FASTLIMS_MQTT_MAX_PACKET_BYTES (16 MiB).",
+                "'username/'; topic ACLs per identity: a partner reads and acks only under "
+                "partners/<its user name>/, a bench speaks only under benches/<its user name>/; a last will "
+                "must be a topic the identity may publish to. Largest packet: FASTLIMS_MQTT_MAX_PACKET_BYTES "
+                "(16 MiB).",
             }
         },
         "channels": channels,

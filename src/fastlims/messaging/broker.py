@@ -148,6 +148,11 @@ class BrokerPolicy:
         acl = self._acls.get(username or "")
         return acl is not None and allowed(acl, topic, publish=publish)
 
+    def errors_topic(self, username: str | None) -> str:
+        """A partner hears of its refused messages on its own errors topic; others on the lab's."""
+        acl = self._acls.get(username or "")
+        return (acl.errors if acl is not None else None) or self.topics.errors()
+
 
 def _policy(context: Any, key: str) -> BrokerPolicy:
     return _POLICIES[key]
@@ -180,7 +185,7 @@ class LimsTopicPlugin(BaseTopicPlugin):
         )
         # Reported, never raised: the broker keeps serving everyone else.
         asyncio.get_running_loop().create_task(
-            self.context.broadcast_message(policy.topics.errors(), error.model_dump_json().encode(), 0)
+            self.context.broadcast_message(policy.errors_topic(session.username), error.model_dump_json().encode(), 0)
         )
         return False
 

@@ -182,7 +182,7 @@ class BenchState(BaseModel):
 
 
 class RunEvent(_Message):
-    """Bench → all on ``…/runs/{run_id}/events``."""
+    """Bench → lab on ``…/benches/{bench}/runs/{run_id}/events``."""
 
     run_id: str
     test_UUID: str
@@ -200,7 +200,7 @@ class SignalSeries(BaseModel):
 
 
 class MetricsBatch(_Message):
-    """Bench → all on ``…/runs/{run_id}/metrics`` (QoS 0 or 1): a columnar batch of samples.
+    """Bench → lab on ``…/benches/{bench}/runs/{run_id}/metrics`` (QoS 0 or 1): a columnar batch of samples.
 
     One message carries many samples: ``timestamps`` (seconds of simulated or test time) and,
     per signal, one array of the same length. ``seq`` counts batches from 0 without gaps, so a

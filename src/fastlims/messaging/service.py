@@ -48,10 +48,11 @@ class AckPolicy:
 
 
 class Rejected(Exception):
-    def __init__(self, kind: str, reason: str) -> None:
+    def __init__(self, kind: str, reason: str, partner: str | None = None) -> None:
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+        self.partner = partner  # the partner that sent the message: told on its own errors topic
 
 
 class Handshake(Protocol):
@@ -60,8 +61,10 @@ class Handshake(Protocol):
     def announced(self, session: Session, test_uuids: Sequence[str]) -> None:
         """The broker confirmed these requests' messages (one entry per message, in order)."""
 
-    def apply_ack(self, session: Session, ack: AckMessage) -> str:
-        """Apply a valid, first-seen ack; return what happened; raise :class:`Rejected`."""
+    def apply_ack(self, session: Session, ack: AckMessage, partner: str) -> str:
+        """Apply a valid, first-seen ack sent by ``partner`` (the topic's partner level, which the
+        broker's ACL binds to the sender's MQTT user name); return what happened; raise
+        :class:`Rejected` (kind ``unauthorized`` when the request is another partner's)."""
 
     def check_timeouts(self, session: Session, policy: AckPolicy) -> None:
         """Send again, or fail, the requests whose ack is overdue."""
@@ -200,12 +203,19 @@ class MessagingService:
                     continue  # another relay got there first
                 row.sent_at = now
                 row.attempts += 1
+                levels = topic.split("/")
                 kind = (
-                    "status" if topic.endswith("/status") else "request" if topic.startswith("requests/") else "other"
+                    "status"
+                    if topic.endswith("/status")
+                    else "request"
+                    if len(levels) == 2 and levels[0] == "requests"
+                    else "partner_request"
+                    if len(levels) == 4 and levels[0] == "partners" and levels[2] == "requests"
+                    else "other"
                 )
                 self.metrics.published.labels(kind).inc()
-                if kind == "request":
-                    announced.append(topic.split("/", 1)[1])
+                if kind == "request":  # the lab's copy: one per announcement, however many partners
+                    announced.append(levels[1])
             if announced:
                 self.handshake.announced(session, announced)
 
@@ -230,34 +240,43 @@ class MessagingService:
 
     def handle_ack(self, topic: str, payload: bytes) -> str:
         """Apply one ack; returns what happened, raises ``Rejected`` for a bad message."""
-        topic_uuid = self.topics.parse_ack(topic)
-        if topic_uuid is None:
+        parsed = self.topics.parse_ack(topic)
+        if parsed is None:
             raise Rejected("topic", f"{topic!r} is not an ack topic")
+        partner, topic_uuid = parsed
         try:
             data = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise Rejected("not_json", f"payload is not JSON: {exc}") from None
+            raise Rejected("not_json", f"payload is not JSON: {exc}", partner) from None
         try:
             ack = AckMessage.model_validate(data)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'message'}: {e['msg']}" for e in exc.errors())
-            raise Rejected("schema", f"ack does not match the AckMessage schema: {problems}") from None
+            raise Rejected("schema", f"ack does not match the AckMessage schema: {problems}", partner) from None
         if ack.test_UUID != topic_uuid:
-            raise Rejected("topic_mismatch", f"test_UUID {ack.test_UUID!r} differs from the topic's {topic_uuid!r}")
+            raise Rejected(
+                "topic_mismatch", f"test_UUID {ack.test_UUID!r} differs from the topic's {topic_uuid!r}", partner
+            )
         try:
             with self.database.transaction() as session:
-                session.add(ProcessedMessage(message_id=ack.message_id, topic=topic))
+                # Per partner: one partner cannot make another's ack a "duplicate" by reusing its id.
+                session.add(ProcessedMessage(message_id=f"{partner}/{ack.message_id}"[:100], topic=topic))
                 session.flush()
-                return self.handshake.apply_ack(session, ack)
+                return self.handshake.apply_ack(session, ack, partner)
+        except Rejected as rejected:
+            rejected.partner = partner
+            raise
         except IntegrityError:
             return "duplicate"  # already handled: a QoS 1 redelivery
 
     async def _report(self, topic: str, rejected: Rejected) -> None:
         self.metrics.rejected.labels(rejected.kind).inc()
         log.warning("mqtt message rejected", extra={"topic": topic, "kind": rejected.kind, "reason": rejected.reason})
-        error = ErrorMessage(topic=topic, reason=rejected.reason, at=seed_time(utcnow()))
+        error = ErrorMessage(topic=topic, reason=rejected.reason, client=rejected.partner, at=seed_time(utcnow()))
         if self.client.connected:
             await self.client.publish(self.topics.errors(), error.model_dump_json(), qos=1)
+            if rejected.partner is not None:  # the sender hears it on its own topic
+                await self.client.publish(self.topics.partner_errors(rejected.partner), error.model_dump_json(), qos=1)
 
     # --- watchdog ----------------------------------------------------------------------------
 

@@ -52,29 +52,47 @@ class Topics:
     def bench_state(self, bench: str) -> str:
         return f"{self.prefix}/benches/{check_id('bench', bench)}/state"
 
-    def run_events(self, run_id: str) -> str:
-        return f"{self.prefix}/runs/{check_id('run_id', run_id)}/events"
+    # A run's live messages under the bench that runs it: the bench's MQTT user name is that
+    # level, so the ACL lets a bench speak only under its own name.
+    def run_events(self, bench: str, run_id: str) -> str:
+        return f"{self.prefix}/benches/{check_id('bench', bench)}/runs/{check_id('run_id', run_id)}/events"
 
-    def run_metrics(self, run_id: str) -> str:
-        return f"{self.prefix}/runs/{check_id('run_id', run_id)}/metrics"
+    def run_metrics(self, bench: str, run_id: str) -> str:
+        return f"{self.prefix}/benches/{check_id('bench', bench)}/runs/{check_id('run_id', run_id)}/metrics"
 
     def errors(self) -> str:
         return f"{self.prefix}/errors"
 
+    # One Digital Twin partner's own topics (its MQTT user name is the level): the request, its
+    # status and the ack under partners/<partner>/, so a broker ACL pattern with %u confines each
+    # partner to its own requests, and the ack's topic names its sender.
+    def partner_request(self, partner: str, test_uuid: str) -> str:
+        return f"{self.prefix}/partners/{check_id('partner', partner)}/requests/{check_id('test_UUID', test_uuid)}"
+
+    def partner_ack(self, partner: str, test_uuid: str) -> str:
+        return f"{self.partner_request(partner, test_uuid)}/ack"
+
+    def partner_status(self, partner: str, test_uuid: str) -> str:
+        return f"{self.partner_request(partner, test_uuid)}/status"
+
+    def partner_errors(self, partner: str) -> str:
+        return f"{self.prefix}/partners/{check_id('partner', partner)}/errors"
+
     # Subscription filters
     @property
     def all_acks(self) -> str:
-        return f"{self.prefix}/requests/+/ack"
+        """Every partner's acks (the LIMS's subscription)."""
+        return f"{self.prefix}/partners/+/requests/+/ack"
 
     def relative(self, suffix: str) -> str:
         """The outbox stores topics relative to the prefix, so a prefix change needs no migration."""
         return f"{self.prefix}/{suffix}"
 
-    def parse_ack(self, topic: str) -> str | None:
-        """The test_UUID of an ack topic, or None when the topic is not an ack."""
-        head = f"{self.prefix}/requests/"
+    def parse_ack(self, topic: str) -> tuple[str, str] | None:
+        """(partner, test_UUID) of an ack topic, or None when the topic is not an ack."""
+        head = f"{self.prefix}/partners/"
         if topic.startswith(head) and topic.endswith("/ack"):
-            middle = topic[len(head) : -len("/ack")]
-            if "/" not in middle and _ID.match(middle):
-                return middle
+            levels = topic[len(head) : -len("/ack")].split("/")
+            if len(levels) == 3 and levels[1] == "requests" and all(_ID.match(v) for v in (levels[0], levels[2])):
+                return levels[0], levels[2]
         return None

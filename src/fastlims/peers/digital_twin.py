@@ -115,7 +115,8 @@ class ReferenceDigitalTwin:
         self.handled: list[str] = []
 
     async def start(self) -> None:
-        self.client.subscribe(f"{self.prefix}/requests/+", self._receive, qos=1)
+        # A partner's own level (partners/<its MQTT user name>/): the broker lets it read nothing else.
+        self.client.subscribe(f"{self.prefix}/partners/{self.credentials.name}/requests/+", self._receive, qos=1)
         await self.client.start()
         if not await self.client.wait_connected(15):
             log.warning("reference DT: broker not reachable yet; it keeps trying")
@@ -144,7 +145,7 @@ class ReferenceDigitalTwin:
         if request.message_id in self._seen:
             return  # a re-sent request: the upload is already on its way
         self._seen.add(request.message_id)
-        topic = f"{self.prefix}/requests/{request.test_UUID}/ack"
+        topic = f"{self.prefix}/partners/{self.credentials.name}/requests/{request.test_UUID}/ack"
         try:
             choice = choose(request.UUT_ratings)
         except ModelUnavailable as exc:

@@ -7,7 +7,11 @@ connection, the outbox relay, the ack consumer and the watchdog's clock; it call
 
 - announced: a request published to the DT moves Submitted → ``ModelRequested`` (a re-send
   restarts the ack clock);
-- ack: accepted → the DT's acceptance is recorded; refused → ``Failed`` with the DT's reason;
+- ack: only from the request's partner (:mod:`fastlims.requests.routing`), or, for a request
+  without one, from any active partner: the first to accept becomes its partner. Accepted → the
+  DT's acceptance is recorded; refused by the request's partner → ``Failed`` with its reason; a
+  refusal by one of several offered partners is recorded, and the request fails once every
+  offered partner has refused. Another partner's ack → ``Rejected("unauthorized")``;
 - no ack within ``dt_ack_timeout_s``: the request is sent again (same message_id), up to
   ``dt_request_retries`` times, then ``Failed`` with a clear reason.
 """
@@ -24,7 +28,7 @@ from sqlalchemy.orm import Session
 from fastlims.messaging.models import OutboxMessage
 from fastlims.messaging.schemas import AckMessage
 from fastlims.messaging.service import AckPolicy, Rejected
-from fastlims.requests import messages
+from fastlims.requests import messages, routing
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest, TestRequestEvent
 from fastlims.requests.states import Status
@@ -57,42 +61,56 @@ class DigitalTwinHandshake:
             elif request.status == Status.ModelRequested:
                 request.model_requested_at = utcnow()  # a re-send restarts the ack clock
 
-    def apply_ack(self, session: Session, ack: AckMessage) -> str:
-        """Apply one ack; returns what happened (accepted, refused), raises ``Rejected``."""
+    def apply_ack(self, session: Session, ack: AckMessage, partner: str) -> str:
+        """Apply one ack sent by ``partner``; returns what happened (accepted, refused, or
+        refusal_noted for one of several offered partners), raises ``Rejected``."""
         try:
             request = requests.get_by_uuid(session=session, test_uuid=ack.test_UUID)
         except requests.NotFound:
             raise Rejected("unknown_request", f"no test request has test_UUID {ack.test_UUID!r}") from None
+        owner = routing.resolve(session=session, request=request)
+        if owner is not None and owner != partner:
+            raise _unauthorized(request, partner)
+        if owner is None and partner not in routing.active_partners(session=session):
+            raise _unauthorized(request, partner)
         status = Status(request.status)
         if ack.accepted:
+            if not routing.claim(session=session, request=request, partner=partner):
+                raise _unauthorized(request, partner)  # another partner accepted it a moment earlier
             if status is Status.Submitted:  # the ack overtook our own bookkeeping
-                requests.change_status(session=session, request=request, target=Status.ModelRequested, actor="dt")
+                requests.change_status(session=session, request=request, target=Status.ModelRequested, actor=partner)
                 status = Status.ModelRequested
             if request.dt_accepted_at is None:
                 request.dt_accepted_at = utcnow()
-                session.add(
-                    TestRequestEvent(
-                        request_id=request.id,
-                        kind="edit",
-                        actor="dt",
-                        field="dt_ack",
-                        to_value="accepted",
-                        reason=ack.reason,
+                session.add(_ack_event(request, partner, "accepted", ack.reason))
+            return "accepted"
+        if status not in (Status.Submitted, Status.ModelRequested):
+            raise Rejected(
+                "late_ack", f"request {request.request_number} is already {status.name}; the refusal comes too late"
+            )
+        reason = f"the Digital Twin partner {partner} refused the request: {ack.reason or 'no reason given'}"
+        if owner is None:
+            # Offered to several partners: one refusal leaves it to the others.
+            session.add(_ack_event(request, partner, "refused", ack.reason))
+            session.flush()
+            refused = set(
+                session.scalars(
+                    select(TestRequestEvent.actor).where(
+                        TestRequestEvent.request_id == request.id,
+                        TestRequestEvent.field == "dt_ack",
+                        TestRequestEvent.to_value == "refused",
                     )
                 )
-            return "accepted"
-        if status in (Status.Submitted, Status.ModelRequested):
-            requests.change_status(
-                session=session,
-                request=request,
-                target=Status.Failed,
-                actor="dt",
-                reason=f"the Digital Twin refused the request: {ack.reason or 'no reason given'}",
             )
-            return "refused"
-        raise Rejected(
-            "late_ack", f"request {request.request_number} is already {status.name}; the refusal comes too late"
-        )
+            offered = set(routing.active_partners(session=session))
+            if not offered <= refused:
+                return "refusal_noted"
+            if len(offered) > 1:
+                reason = (
+                    f"every Digital Twin partner refused the request; the last, {reason[len('the Digital Twin ') :]}"
+                )
+        requests.change_status(session=session, request=request, target=Status.Failed, actor=partner, reason=reason)
+        return "refused"
 
     def check_timeouts(self, session: Session, policy: AckPolicy) -> None:
         """Send again, or fail, every request whose ack is overdue."""
@@ -125,3 +143,18 @@ class DigitalTwinHandshake:
                         f" after {request.dt_request_attempts} attempt(s)"
                     ),
                 )
+
+
+def _ack_event(request: TestRequest, partner: str, value: str, reason: str | None) -> TestRequestEvent:
+    return TestRequestEvent(
+        request_id=request.id, kind="edit", actor=partner, field="dt_ack", to_value=value, reason=reason
+    )
+
+
+def _unauthorized(request: TestRequest, partner: str) -> Rejected:
+    return Rejected(
+        "unauthorized",
+        f"partner {partner} is not the Digital Twin partner of test request {request.test_uuid}"
+        " (another partner serves it): its ack is ignored",
+        partner,
+    )

@@ -28,7 +28,7 @@ from fastlims.messaging.variables import Variables
 from fastlims.procedures.model import ProcedureError
 from fastlims.procedures.ratings import RatingsError, UutRatings
 from fastlims.procedures.resolve import resolve
-from fastlims.requests import procedures
+from fastlims.requests import procedures, routing
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import Status
 from fastlims.timeutil import utcnow
@@ -94,8 +94,13 @@ def request_message_id(request: TestRequest) -> str:
 
 
 def enqueue_request(session: Session, request: TestRequest) -> None:
+    """The request message on the lab's topic (``requests/<uuid>``, read by the LIMS role only; its
+    confirmation is the announcement) and on each recipient partner's own topic
+    (``partners/<partner>/requests/<uuid>``): the request's partner, else every active partner."""
     message = request_message(request, message_id=request_message_id(request))
     outbox.enqueue(session, f"requests/{request.test_uuid}", message, qos=1)
+    for partner in routing.recipients(session=session, request=request):
+        outbox.enqueue(session, f"partners/{partner}/requests/{request.test_uuid}", message, qos=1)
 
 
 def enqueue_status(session: Session, request: TestRequest) -> None:
@@ -107,3 +112,5 @@ def enqueue_status(session: Session, request: TestRequest) -> None:
         progress=request.simulation_progress,
     )
     outbox.enqueue(session, f"requests/{request.test_uuid}/status", message, qos=1, retain=True)
+    for partner in routing.recipients(session=session, request=request):
+        outbox.enqueue(session, f"partners/{partner}/requests/{request.test_uuid}/status", message, qos=1, retain=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fastlims.catalog.models import UUT, Standard, TestName, UseCase
@@ -52,6 +52,9 @@ class TestRequest(Base):
     model_requested_at: Mapped[datetime | None] = mapped_column("ModelRequestedAt", UTCDateTime, nullable=True)
     dt_request_attempts: Mapped[int] = mapped_column("DtRequestAttempts", Integer, default=0, server_default="0")
     dt_accepted_at: Mapped[datetime | None] = mapped_column("DtAcceptedAt", UTCDateTime, nullable=True)
+    # The one Digital Twin partner whose acks and uploads count (requests.routing): set from the
+    # routing table when the request goes out, else by the first partner to accept.
+    dt_partner: Mapped[str | None] = mapped_column("DtPartner", String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("UpdatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
     fmu_ready_at: Mapped[datetime | None] = mapped_column("FmuReadyAt", UTCDateTime, nullable=True)
@@ -95,3 +98,17 @@ class TestRequestEvent(Base):
     reason: Mapped[str | None] = mapped_column("Reason", Text, nullable=True)
 
     request: Mapped[TestRequest] = relationship(back_populates="events")
+
+
+class PartnerRoute(Base):
+    """Which Digital Twin partner serves the requests of a test name or of a UUT
+    (``fastlims partners route``); a UUT's route wins over its test's."""
+
+    __tablename__ = "PartnerRoutes"
+    __table_args__ = (UniqueConstraint("Kind", "Value"),)
+
+    id: Mapped[int] = mapped_column("Id", Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column("Kind", String(8))  # test | uut
+    value: Mapped[str] = mapped_column("Value", String(200))  # the test name or the UUT code
+    partner: Mapped[str] = mapped_column("Partner", String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)

@@ -15,11 +15,12 @@ from fastlims.users.models import Role, User
 bearer = HTTPBearer(auto_error=False, description="API token from `fastlims tokens create USER`")
 
 
-def api_user(
+def token_user(
     request: Request,
     session: DbSession,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
+    """The token's user, whatever its role (only the model upload route takes a model_uploader)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -34,6 +35,19 @@ def api_user(
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     request.state.user = user.username
+    return user
+
+
+TokenUser = Annotated[User, Depends(token_user)]
+
+
+def api_user(user: TokenUser) -> User:
+    """A lab user's token: a partner's model_uploader token opens nothing but the model upload."""
+    if not user.is_lab_user:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a {user.role.value} token may only upload model files (PUT /api/v1/requests/<test_UUID>/models/<file>)",
+        )
     return user
 
 

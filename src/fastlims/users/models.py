@@ -16,10 +16,15 @@ class Role(enum.StrEnum):
     requester = "requester"
     lab_manager = "lab_manager"
     admin = "admin"
+    # A Digital Twin partner's HTTP upload account: bound to one partner (``User.partner``), it may
+    # upload model files for that partner's requests and do nothing else (no pages, no requests).
+    model_uploader = "model_uploader"
 
 
-# What each role may do beyond its own requests; checked by ``users.auth.require``.
+# What each role may do beyond its own requests; checked by ``users.auth.require``. The
+# model_uploader is outside the ladder: it is not even a requester.
 ROLE_RANK = {Role.requester: 0, Role.lab_manager: 1, Role.admin: 2}
+LAB_ROLES = frozenset(ROLE_RANK)
 
 
 class User(Base):
@@ -35,10 +40,17 @@ class User(Base):
     # A page session (the signed cookie) holds the generation it was made in; logging out moves
     # the user to the next one, so a copy of an old cookie no longer opens a page.
     session_generation: Mapped[int] = mapped_column("SessionGeneration", Integer, default=0, server_default="0")
+    # The Digital Twin partner (``DtPartners.Name``) a model_uploader uploads for; None otherwise.
+    partner: Mapped[str | None] = mapped_column("Partner", String(64), nullable=True)
 
     def can(self, role: Role) -> bool:
-        """True when this user's role is at least ``role``."""
-        return ROLE_RANK[self.role] >= ROLE_RANK[role]
+        """True when this user's role is at least ``role`` (never for a model_uploader)."""
+        return self.role in ROLE_RANK and ROLE_RANK[self.role] >= ROLE_RANK[role]
+
+    @property
+    def is_lab_user(self) -> bool:
+        """A person of the lab (requester, lab manager, admin), not a partner's upload account."""
+        return self.role in LAB_ROLES
 
 
 class ApiToken(Base):

@@ -46,9 +46,12 @@ def create(
     role: Role | str,
     password: str,
     display_name: str | None = None,
+    partner: str | None = None,
     demo: bool = False,
 ) -> User:
-    """Create a user; the username is the login and the requester id on their requests.
+    """Create a user; the username is the login and the requester id on their requests. A
+    model_uploader needs ``partner`` (the Digital Twin partner it uploads for; the caller checks
+    that the partner exists); the other roles take none.
     ``demo``: the documented demo accounts only (``fastlims up --demo``), whose password is the
     published one that the policy otherwise refuses."""
     if not USERNAME_PATTERN.match(username):
@@ -59,6 +62,10 @@ def create(
         raise UserError(f"role {role!r} is unknown; expected one of {', '.join(r.value for r in Role)}") from None
     if not (demo and password == DEMO_PASSWORD):
         _check_policy(password, username, display_name)
+    if role is Role.model_uploader and not partner:
+        raise UserError("a model_uploader uploads for one Digital Twin partner: give --partner NAME")
+    if role is not Role.model_uploader and partner:
+        raise UserError(f"only a model_uploader is bound to a partner, not a {role.value}")
     if get_by_username(session=session, username=username):
         raise UserError(f"user {username!r} already exists")
     user = User(
@@ -66,6 +73,7 @@ def create(
         display_name=display_name or username,
         role=role,
         password_hash=hash_password(password),
+        partner=partner,
     )
     session.add(user)
     session.flush()

@@ -46,6 +46,7 @@ def page_user(request: Request, session: DbSession, system: SystemDep) -> User:
     if (
         user is None
         or not user.is_active
+        or not user.is_lab_user  # a partner's model_uploader account has no pages
         or request.session.get("generation") != user.session_generation
         or not isinstance(login_at, int)
         or not isinstance(seen, int)

@@ -96,6 +96,17 @@ def login(
         response = render(request, "login.html", {"next": next, "error": str(exc), "user": None}, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
+    if user is not None and not user.is_lab_user:
+        return render(
+            request,
+            "login.html",
+            {
+                "next": next,
+                "error": "This account only uploads model files over the API; it has no pages.",
+                "user": None,
+            },
+            status_code=403,
+        )
     if user is None:
         return render(
             request,

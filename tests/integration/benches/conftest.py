@@ -198,7 +198,7 @@ def make_bench(system: System, mosquitto: MosquittoServer, fmu_files: dict[str, 
         pipeline = start_pipeline(system, doe_runs=None, **settings)
         watcher = Peer(mosquitto.port, "watcher", PASSWORD)
         assert watcher.connect() == 0
-        assert watcher.subscribe("fastest/v1/runs/#") == [1]
+        assert watcher.subscribe("fastest/v1/benches/+/runs/#") == [1]
         publisher = PahoPublisher(pipeline.system.settings, f"bench-test-{secrets.token_hex(3)}")
         worker = pipeline.system.bench_worker
         assert worker is not None

@@ -57,7 +57,16 @@ def test_runs_complete_with_every_batch_live_and_every_sample_stored(make_bench:
     assert facts["path"] == f"requests/{uuid}/simulation-results/"
     assert set(runs_of(bench.system, uuid).values()) == {RunState.completed.value}
     seen: dict[str, list[Any]] = {}
+    with bench.system.database.transaction() as session:  # each run speaks under its own bench's name
+        from sqlalchemy import select
+
+        from fastlims.pipeline.models import ScheduledRun
+
+        benches = {
+            r.run_id: r.bench for r in session.scalars(select(ScheduledRun).where(ScheduledRun.test_uuid == uuid))
+        }
     for run_id in run_ids:
+        prefix = f"fastest/v1/benches/{benches[run_id]}/runs/{run_id}"
         key = f"requests/{uuid}/simulation-results/{run_id}/results.parquet"
         stored = results.read_parquet(bench.pipeline.storage.get(key))
         assert stored.run_id == run_id and stored.parameters == {"battery_cell.SOC0": 0.8}
@@ -65,9 +74,9 @@ def test_runs_complete_with_every_batch_live_and_every_sample_stored(make_bench:
         assert summary["status"] == "completed" and summary["results"] == key and summary["samples"] == 601
 
         def all_batches(run_id: str = run_id) -> list[Any] | None:
-            events = seen.get(f"fastest/v1/runs/{run_id}/events", [])
+            events = seen.get(f"{prefix}/events", [])
             if events and events[-1]["event"] == "completed":
-                return seen[f"fastest/v1/runs/{run_id}/metrics"]
+                return seen[f"{prefix}/metrics"]
             return None
 
         def collect(run_id: str = run_id) -> list[Any] | None:
@@ -81,7 +90,7 @@ def test_runs_complete_with_every_batch_live_and_every_sample_stored(make_bench:
         times = [t for b in batches for t in b["timestamps"]]
         assert times == [float(t) for t in range(601)], "every sample live, once"
         assert stored.columns["time"].tolist() == times, "the Parquet file holds every sample"
-        events = [e["event"] for e in seen[f"fastest/v1/runs/{run_id}/events"]]
+        events = [e["event"] for e in seen[f"{prefix}/events"]]
         assert events[0] == "started" and events[-1] == "completed" and "progress" in events
 
 
@@ -162,7 +171,7 @@ def test_the_lims_connection_publishes_from_worker_threads_in_order(mosquitto: A
     from tests.mqtt_helpers import Peer
 
     watcher = Peer(mosquitto.port, "watcher", PASSWORD)
-    assert watcher.connect() == 0 and watcher.subscribe("fastest/v1/runs/#") == [1]
+    assert watcher.connect() == 0 and watcher.subscribe("fastest/v1/benches/+/runs/#") == [1]
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -174,7 +183,9 @@ def test_the_lims_connection_publishes_from_worker_threads_in_order(mosquitto: A
         assert asyncio.run_coroutine_threadsafe(client.wait_connected(10), loop).result(15)
         publisher = LoopPublisher(client, loop)
         sender = threading.Thread(
-            target=lambda: [publisher.publish("fastest/v1/runs/r1/metrics", str(i).encode(), 1) for i in range(200)]
+            target=lambda: [
+                publisher.publish("fastest/v1/benches/b1/runs/r1/metrics", str(i).encode(), 1) for i in range(200)
+            ]
         )
         sender.start()
         sender.join(30)

@@ -237,3 +237,29 @@ def add_partner(system: System, name: str, key: Path, quota_bytes: int | None = 
         partners.create(
             session=session, name=name, key_text=key.with_suffix(".pub").read_text(), quota_bytes=quota_bytes
         )
+
+
+def add_uploader(system: System, partner: str, username: str | None = None) -> Actor:
+    """Digital Twin partner ``partner`` (created without SFTP keys unless it exists) and its
+    model_uploader account with a token: the partner's HTTP upload identity."""
+    from fastlims.intake import partners
+    from fastlims.users.models import Role, User
+    from fastlims.users.security import hash_password
+
+    if not _PASSWORD_HASH:
+        _PASSWORD_HASH.append(hash_password("correct-horse-battery"))
+    username = username or f"{partner}-uploader"
+    with system.database.transaction() as session:
+        if partners.get(session=session, name=partner) is None:
+            partners.create(session=session, name=partner)
+        session.add(
+            User(
+                username=username,
+                display_name=username,
+                role=Role.model_uploader,
+                password_hash=_PASSWORD_HASH[0],
+                partner=partner,
+            )
+        )
+        session.flush()
+        return Actor(username, users.create_token(session=session, username=username))

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fastlims.bootstrap import System
-from tests.integration.intake.helpers import ModelFiles, new_request
+from tests.integration.intake.helpers import ModelFiles, add_uploader, new_request
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -30,7 +30,7 @@ def test_put_spools_in_the_data_folder(
     request = new_request(system)
     answer = client.put(
         f"/api/v1/requests/{request.test_uuid}/models/cycler.fmu", content=fmi2_set.cycler,
-        headers=request.requester.headers,
+        headers=add_uploader(system, "acme").headers,
     )  # fmt: skip
     assert answer.status_code == 201, answer.text
     spool = system.settings.data_dir / "http-spool"

@@ -26,7 +26,9 @@ from tests.mqtt_helpers import MosquittoServer, Peer, RunningServices, TcpGate, 
 from tests.services import free_port, missing
 
 PARTNER = ("dt-partner", "partner-password-1")
+OTHER_PARTNER = ("dt-other", "partner-password-2")
 BENCH = ("bench-01", "bench-password-1")
+OTHER_BENCH = ("bench-02", "bench-password-2")
 LIMS = ("lims", "lims-password-123")
 
 
@@ -46,12 +48,15 @@ class Stack:
         self.cleanups.append(peer.close)
         return peer
 
-    def dt(self) -> Peer:
-        """A connected Digital Twin subscribed to requests."""
-        dt = self.peer()
+    def dt(self, username: str = PARTNER[0], password: str = PARTNER[1]) -> Peer:
+        """A connected Digital Twin subscribed to the requests on its own topic level."""
+        dt = self.peer(username, password)
         assert dt.connect() == 0
-        assert dt.subscribe(f"{self.system.topics.prefix}/requests/+") == [1]
+        assert dt.subscribe(f"{self.system.topics.prefix}/partners/{username}/requests/+") == [1]
         return dt
+
+    def other_dt(self) -> Peer:
+        return self.dt(*OTHER_PARTNER)
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         response = self.http.post("/api/v1/test-requests", json=body, headers=self.requester.headers)
@@ -74,6 +79,7 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
         retries: int = 3,
         lims_connected: bool = True,
         database_url: str | None = None,
+        second_partner: bool = False,
         **settings: Any,
     ) -> Stack:
         if database_url is None:
@@ -112,7 +118,9 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
             users = {
                 LIMS[0]: (LIMS[1], MqttRole.lims),
                 PARTNER[0]: (PARTNER[1], MqttRole.partner),
+                OTHER_PARTNER[0]: (OTHER_PARTNER[1], MqttRole.partner),
                 BENCH[0]: (BENCH[1], MqttRole.bench),
+                OTHER_BENCH[0]: (OTHER_BENCH[1], MqttRole.bench),
             }
             server = start_mosquitto(users, "fastest/v1")
             servers.append(server)
@@ -127,6 +135,9 @@ def make_stack(broker_kind: str, tmp_path: Path, sqlite_template: Path) -> Itera
         with system.database.transaction() as session:
             identities.add(session=session, username=PARTNER[0], role="partner", password=PARTNER[1])
             identities.add(session=session, username=BENCH[0], role="bench", password=BENCH[1])
+            identities.add(session=session, username=OTHER_BENCH[0], role="bench", password=OTHER_BENCH[1])
+            if second_partner:  # a second active partner: requests without a route are offered to both
+                identities.add(session=session, username=OTHER_PARTNER[0], role="partner", password=OTHER_PARTNER[1])
         http = TestClient(create_app(system))
         requester = add_user(system, f"rita{len(stacks)}", "requester")
         services = RunningServices(system)

@@ -122,7 +122,7 @@ def test_a_last_will_to_a_forbidden_topic_is_never_delivered(make_stack) -> None
         username, (password, _role) = next(iter(stack.system.broker.policy.internal.items()))
         watcher = stack.peer(username, password)
     assert watcher.connect() == 0
-    assert watcher.subscribe("fastest/v1/requests/#") == [1]
+    assert watcher.subscribe("fastest/v1/#") == [1]
     forger = stack.peer()
     forger.client.will_set(status_topic, b'{"status": {"value": "Completed"}}', qos=1, retain=True)
     code = forger.connect()
@@ -133,7 +133,7 @@ def test_a_last_will_to_a_forbidden_topic_is_never_delivered(make_stack) -> None
             [mosquitto_client("mosquitto_pub"), "-h", "127.0.0.1", "-p", str(stack.broker_port), "-V", "mqttv311"]
             + ["-i", f"{PARTNER[0]}/cli", "-u", PARTNER[0], "-P", PARTNER[1], "--will-topic", status_topic]
             + ["--will-payload", "forged", "--will-retain", "-m", "{}"]
-            + ["-t", f"fastest/v1/requests/{uuid.uuid4()}/ack"],
+            + ["-t", f"fastest/v1/partners/{PARTNER[0]}/requests/{uuid.uuid4()}/ack"],
             capture_output=True,
             text=True,
             timeout=20,
@@ -144,7 +144,7 @@ def test_a_last_will_to_a_forbidden_topic_is_never_delivered(make_stack) -> None
         forger.client.loop_stop()
         forger.client.socket().close()  # abnormal end: the broker would publish the will now
     # A peer with an allowed will ends abnormally after it: its will is the barrier.
-    barrier_topic = f"fastest/v1/requests/{uuid.uuid4()}/ack"
+    barrier_topic = f"fastest/v1/partners/{PARTNER[0]}/requests/{uuid.uuid4()}/ack"
     honest = stack.peer()
     honest.client.will_set(barrier_topic, b"barrier", qos=1)
     assert honest.connect() == 0
@@ -234,7 +234,7 @@ def test_an_oversize_payload_disconnects_its_sender(make_stack) -> None:  # type
         watcher_user = (username, password)
     watcher = stack.peer(*watcher_user)
     assert watcher.connect() == 0
-    topic = "fastest/v1/runs/r-1/metrics"
+    topic = "fastest/v1/benches/bench-01/runs/r-1/metrics"
     assert watcher.subscribe(topic) == [1]
     bench.publish(topic, b"a" * (1024 * 1024))  # well inside the limit: delivered
     assert len(watcher.next_message()[1]) == 1024 * 1024
@@ -299,7 +299,8 @@ def test_the_documented_mosquitto_sub_works_and_client_ids_are_bound(make_stack)
         dt = stack.peer()
         assert dt.connect() == 0
         unknown = str(uuid.uuid4())
-        dt.publish(f"fastest/v1/requests/{unknown}/ack", {"message_id": "m", "test_UUID": unknown, "accepted": True})
+        ack_topic = f"fastest/v1/partners/{PARTNER[0]}/requests/{unknown}/ack"
+        dt.publish(ack_topic, {"message_id": "m", "test_UUID": unknown, "accepted": True})
         rest, _ = watcher.communicate(timeout=60)
     finally:
         watcher.kill()

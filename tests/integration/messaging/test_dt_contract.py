@@ -53,7 +53,7 @@ def test_dt_receives_figure_2_acks_and_the_request_moves_on(make_stack) -> None:
     combo = applicable(stack.system)
     created = stack.submit(combo.body(variables=VARIABLES, preferred_date="2099-06-01T09:00:00"))
     topic, message = dt.next_message()
-    assert topic == f"fastest/v1/requests/{created['test_UUID']}"
+    assert topic == f"fastest/v1/partners/dt-partner/requests/{created['test_UUID']}"
     assert set(message) >= SEED_FIELDS
     assert message["test_UUID"] == created["test_UUID"]
     assert message["test_UUT"] == combo.uut and message["use_case"] == combo.use_case
@@ -68,7 +68,7 @@ def test_dt_receives_figure_2_acks_and_the_request_moves_on(make_stack) -> None:
     wait_for(lambda: status_of(stack, created["request_number"]) is Status.ModelRequested, what="ModelRequested")
 
     dt.publish(
-        f"fastest/v1/requests/{created['test_UUID']}/ack",
+        f"fastest/v1/partners/dt-partner/requests/{created['test_UUID']}/ack",
         {"message_id": str(uuid.uuid4()), "test_UUID": created["test_UUID"], "accepted": True},
     )
     row = wait_for(
@@ -86,7 +86,7 @@ def test_status_is_retained_for_late_subscribers(make_stack) -> None:  # type: i
         service.cancel(session=session, request=request, user=_user(session, stack.requester.username), reason="x")
     late = stack.peer()
     assert late.connect() == 0
-    late.subscribe(f"fastest/v1/requests/{created['test_UUID']}/status")
+    late.subscribe(f"fastest/v1/partners/dt-partner/requests/{created['test_UUID']}/status")
     # Retained: the newest status arrives at once, without any new publication.
     messages = late.messages_until(lambda seen: any(m["status"]["value"] == "Cancelled" for _, m in seen))
     assert messages[-1][1]["request_number"] == created["request_number"]
@@ -104,7 +104,7 @@ def test_refusal_fails_the_request_with_the_dts_reason(make_stack) -> None:  # t
     created = stack.submit(applicable(stack.system).body())
     dt.next_message()
     dt.publish(
-        f"fastest/v1/requests/{created['test_UUID']}/ack",
+        f"fastest/v1/partners/dt-partner/requests/{created['test_UUID']}/ack",
         {
             "message_id": "ack-1",
             "test_UUID": created["test_UUID"],
@@ -113,7 +113,9 @@ def test_refusal_fails_the_request_with_the_dts_reason(make_stack) -> None:  # t
         },
     )
     row = wait_for(lambda: (r := request_row(stack, created["request_number"])).status == Status.Failed and r)
-    assert row.failure_reason == "the Digital Twin refused the request: no FMU for Gen4 solid-state cells yet"
+    assert row.failure_reason == (
+        "the Digital Twin partner dt-partner refused the request: no FMU for Gen4 solid-state cells yet"
+    )
 
 
 def test_no_ack_is_retried_then_fails(make_stack) -> None:  # type: ignore[no-untyped-def]
@@ -181,7 +183,7 @@ def test_acl_refuses_publishing_and_subscribing_outside_the_role(make_stack) -> 
     intruder = stack.peer()
     assert intruder.connect() == 0
     forged_uuid = str(uuid.uuid4())
-    intruder.publish(f"fastest/v1/requests/{forged_uuid}", {"forged": True})
+    intruder.publish(f"fastest/v1/partners/dt-partner/requests/{forged_uuid}", {"forged": True})
     created = stack.submit(applicable(stack.system).body())
     topic, message = dt.next_message()
     assert message.get("test_UUID") == created["test_UUID"], "the forged message was delivered"
@@ -211,15 +213,19 @@ def test_bad_messages_are_answered_on_errors_and_the_consumer_keeps_going(make_s
     dt = stack.dt()
     listener = stack.peer()
     assert listener.connect() == 0
-    listener.subscribe("fastest/v1/errors")
+    # The partner hears of its own bad messages on its own errors topic (the lab's is LIMS-only).
+    assert listener.subscribe("fastest/v1/partners/dt-partner/errors") == [1]
     created = stack.submit(applicable(stack.system).body())
     dt.next_message()
     wait_for(lambda: status_of(stack, created["request_number"]) is Status.ModelRequested)
-    ack_topic = f"fastest/v1/requests/{created['test_UUID']}/ack"
+    ack_topic = f"fastest/v1/partners/dt-partner/requests/{created['test_UUID']}/ack"
     unknown = str(uuid.uuid4())
     dt.publish(ack_topic, b"{not json")
     dt.publish(ack_topic, {"message_id": "m1", "test_UUID": created["test_UUID"], "accepted": "perhaps"})
-    dt.publish(f"fastest/v1/requests/{unknown}/ack", {"message_id": "m2", "test_UUID": unknown, "accepted": True})
+    dt.publish(
+        f"fastest/v1/partners/dt-partner/requests/{unknown}/ack",
+        {"message_id": "m2", "test_UUID": unknown, "accepted": True},
+    )
     dt.publish(ack_topic, {"message_id": "m3", "test_UUID": unknown, "accepted": True})
     errors = listener.messages_until(lambda seen: len(seen) >= 4)
     reasons = [m["reason"] for _, m in errors]
@@ -256,13 +262,16 @@ def test_asyncapi_document_is_served_and_printed(make_stack) -> None:  # type: i
     assert served["asyncapi"] == "3.0.0"
     addresses = {c["address"] for c in served["channels"].values()}
     assert {
+        "fastest/v1/partners/{partner}/requests/{test_UUID}",
+        "fastest/v1/partners/{partner}/requests/{test_UUID}/ack",
+        "fastest/v1/partners/{partner}/requests/{test_UUID}/status",
+        "fastest/v1/partners/{partner}/errors",
         "fastest/v1/requests/{test_UUID}",
-        "fastest/v1/requests/{test_UUID}/ack",
         "fastest/v1/requests/{test_UUID}/status",
         "fastest/v1/benches/{bench}/commands",
         "fastest/v1/benches/{bench}/state",
-        "fastest/v1/runs/{run_id}/events",
-        "fastest/v1/runs/{run_id}/metrics",
+        "fastest/v1/benches/{bench}/runs/{run_id}/events",
+        "fastest/v1/benches/{bench}/runs/{run_id}/metrics",
         "fastest/v1/errors",
     } == addresses
     request_schema = served["components"]["schemas"]["RequestMessage"]
@@ -276,7 +285,7 @@ def test_retained_statuses_never_leak_to_identities_that_may_not_read_them(make_
     stack = make_stack()
     watcher = stack.peer()
     assert watcher.connect() == 0
-    watcher.subscribe("fastest/v1/requests/+/status")  # someone holds a filter with retained matches
+    watcher.subscribe("fastest/v1/partners/dt-partner/requests/+/status")  # a filter with retained matches
     created = stack.submit(applicable(stack.system).body())
     watcher.messages_until(lambda seen: len(seen) >= 1)
     bench = stack.peer(username="bench-01", password="bench-password-1")

@@ -48,7 +48,7 @@ class Batch:
         return len(self.time)
 
     def to_message(self, *, run_id: str, test_uuid: str, t0_utc: str | None = None) -> MetricsBatch:
-        """This batch as the MQTT ``MetricsBatch`` message (``…/runs/{run_id}/metrics``)."""
+        """This batch as the MQTT ``MetricsBatch`` message (``…/benches/{bench}/runs/{run_id}/metrics``)."""
         from fastlims.messaging.schemas import MetricsBatch, SignalSeries
 
         return MetricsBatch(

@@ -106,13 +106,43 @@ class BenchContext:
     def storage(self) -> BlobStorage:
         return self.intake.storage
 
+    partners: dict[str, str | None] = field(default_factory=dict)  # test_UUID -> the DT partner serving it
+
     def send(self, topic: str, message: Any, qos: int = 1) -> None:
         if self.publisher is not None:
             self.publisher.publish(topic, message.model_dump_json().encode(), qos)
 
+    def partner_of(self, test_uuid: str) -> str | None:
+        """The Digital Twin partner serving the request (it gets a copy of the run's live messages
+        on its own level; partners cannot read the benches' topics)."""
+        if test_uuid not in self.partners:
+            if len(self.partners) > 10_000:  # a long-lived worker forgets requests it ran long ago
+                self.partners.clear()
+            with self.database.transaction() as session:
+                self.partners[test_uuid] = requests.get_by_uuid(session=session, test_uuid=test_uuid).dt_partner
+        return self.partners[test_uuid]
+
+    def send_run(self, order: dict[str, Any], kind: str, message: Any, qos: int = 1) -> None:
+        """A run's event or metrics batch under its bench, and the same to the request's partner."""
+        if self.publisher is None:
+            return
+        run_id, bench = order["run_id"], order["bench"]
+        payload = message.model_dump_json().encode()
+        own = self.topics.run_events(bench, run_id) if kind == "events" else self.topics.run_metrics(bench, run_id)
+        self.publisher.publish(own, payload, qos)
+        partner = self.partner_of(order["test_UUID"])
+        if partner is not None:
+            relay = (
+                self.topics.partner_run_events(partner, run_id)
+                if kind == "events"
+                else self.topics.partner_run_metrics(partner, run_id)
+            )
+            self.publisher.publish(relay, payload, qos)
+
     def event(self, order: dict[str, Any], event: str, progress: float = 0.0, reason: str | None = None) -> None:
-        self.send(
-            self.topics.run_events(order["bench"], order["run_id"]),
+        self.send_run(
+            order,
+            "events",
             RunEvent(
                 run_id=order["run_id"],
                 test_UUID=order["test_UUID"],
@@ -259,8 +289,9 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
 
                 def on_batch(batch: Any) -> None:
                     writer.add(batch)
-                    ctx.send(
-                        ctx.topics.run_metrics(order["bench"], run_id),
+                    ctx.send_run(
+                        order,
+                        "metrics",
                         batch.to_message(run_id=run_id, test_uuid=uuid, t0_utc=t0),
                         settings.virtual_bench_metrics_qos,
                     )

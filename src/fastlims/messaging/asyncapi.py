@@ -88,6 +88,20 @@ _CHANNELS: list[tuple[str, str, list[str], str, str]] = [
         "MetricsBatch",
         "Live samples in columnar batches; seq counts batches without gaps.",
     ),
+    (
+        "partnerRunEvents",
+        "partners/{partner}/runs/{run_id}/events",
+        ["partner", "run_id"],
+        "RunEvent",
+        "The run events of the partner's own requests (the LIMS's copy of the bench's; the partner's level only).",
+    ),
+    (
+        "partnerRunMetrics",
+        "partners/{partner}/runs/{run_id}/metrics",
+        ["partner", "run_id"],
+        "MetricsBatch",
+        "The live metrics of the partner's own requests (the LIMS's copy of the bench's, same seq).",
+    ),
     ("errors", "errors", [], "ErrorMessage", "Every message the LIMS refused, with the reason (the lab's; LIMS role)."),
 ]
 _OPERATIONS: list[tuple[str, str, str]] = [

@@ -75,6 +75,14 @@ class Topics:
     def partner_status(self, partner: str, test_uuid: str) -> str:
         return f"{self.partner_request(partner, test_uuid)}/status"
 
+    def partner_run_events(self, partner: str, run_id: str) -> str:
+        """The run events of a request the partner serves (a copy of the bench's)."""
+        return f"{self.prefix}/partners/{check_id('partner', partner)}/runs/{check_id('run_id', run_id)}/events"
+
+    def partner_run_metrics(self, partner: str, run_id: str) -> str:
+        """The live metrics of a request the partner serves (a copy of the bench's)."""
+        return f"{self.prefix}/partners/{check_id('partner', partner)}/runs/{check_id('run_id', run_id)}/metrics"
+
     def partner_errors(self, partner: str) -> str:
         return f"{self.prefix}/partners/{check_id('partner', partner)}/errors"
 

@@ -103,12 +103,13 @@ class Bench:
         delay_s: float = 0.0,
         procedure: str | None = "Discharge at 1C for 10 minutes",
         values: dict[str, float] | None = None,
+        uuid: str | None = None,
         **order_extra: Any,
     ) -> tuple[str, list[str]]:
         """A request at ScheduleReady with ``runs`` runs on virtual-1.. queued, each running
         ``procedure`` (text form) on a 5 Ah cell, its variables at ``values`` (recorded as the
         runs' DoE values, as the pipeline's booking does); returns its test_UUID and run ids."""
-        uuid = new_request(self.system)
+        uuid = uuid or new_request(self.system)
         folder = f"requests/{uuid}"
         storage = self.pipeline.storage
         keys = {

@@ -13,7 +13,7 @@ from fastlims.pipeline.models import RunState
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
 from tests.integration.benches.conftest import Bench, runs_of
-from tests.integration.pipeline.helpers import request_facts, wait_for, wait_status
+from tests.integration.pipeline.helpers import new_request, request_facts, wait_for, wait_status
 
 
 def drain(bench: Bench) -> dict[str, list[Any]]:
@@ -197,3 +197,32 @@ def test_the_lims_connection_publishes_from_worker_threads_in_order(mosquitto: A
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         watcher.close()
+
+
+def test_the_partner_serving_a_request_gets_its_runs_live_messages_on_its_own_level(make_bench: Any) -> None:
+    """Partners may read only ``partners/<name>/#``: the LIMS copies each run's events and metrics
+    there for the request's Digital Twin partner, the same messages as under the bench."""
+    from sqlalchemy import update
+
+    from fastlims.requests.models import TestRequest
+
+    bench: Bench = make_bench()
+    assert bench.watcher.subscribe("fastest/v1/partners/+/runs/#") == [1]
+    uuid = new_request(bench.system)
+    with bench.system.database.transaction() as session:
+        session.execute(update(TestRequest).where(TestRequest.test_uuid == uuid).values(dt_partner="acme-dt"))
+    uuid, (run_id,) = bench.request(uuid=uuid)
+    wait_status(bench.system, uuid, Status.Completed, timeout_s=60)
+    seen: dict[str, list[Any]] = {}
+
+    def relayed() -> list[Any] | None:
+        for topic, messages in drain(bench).items():
+            seen.setdefault(topic, []).extend(messages)
+        events = seen.get(f"fastest/v1/partners/acme-dt/runs/{run_id}/events", [])
+        return events if events and events[-1]["event"] == "completed" else None
+
+    wait_for(relayed, 15, "the completed event on the partner's level")
+    own = next(topic for topic in seen if topic.startswith("fastest/v1/benches/") and topic.endswith("/metrics"))
+    copies = seen[f"fastest/v1/partners/acme-dt/runs/{run_id}/metrics"]
+    assert copies == seen[own] and len(copies) > 10  # the same batches, seq without gaps
+    assert not [t for t in seen if t.startswith("fastest/v1/partners/") and "acme-dt" not in t]

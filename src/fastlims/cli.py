@@ -100,8 +100,11 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
             "  (shown only now; change it by creating your own admin and disabling this one)"
         )
     if demo:
-        load_demo(system, DEMO_USERS, DEMO_PASSWORD)
+        # The twin's partner identity first: the demo's requests are offered to the active partners
+        # when they are submitted, and a partner registered later would hear of them only when the
+        # LIMS offers unanswered requests again (two minutes on).
         dt_name = enable_reference_digital_twin(system)
+        load_demo(system, DEMO_USERS, DEMO_PASSWORD)
         click.echo(f"Reference Digital Twin '{dt_name}' answers requests and uploads FMUs over SFTP")
         click.echo(
             "Demo accounts (password 'fastlims-demo'): " + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)

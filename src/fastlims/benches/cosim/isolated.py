@@ -39,7 +39,7 @@ from fastlims.benches.cosim.errors import CosimError
 from fastlims.benches.cosim.recording import Batch, RunResult
 from fastlims.benches.cosim.spec import SimulationSpec
 from fastlims.benches.cosim.system import load_system
-from fastlims.benches.sandbox.confine import runtime_paths, world_reachable
+from fastlims.benches.sandbox.confine import exposes, runtime_paths, world_reachable
 from fastlims.benches.sandbox.policy import NOBODY, Limits, Policy
 
 FmuPaths = Mapping[str, Path | str] | Iterable[Path | str]
@@ -131,7 +131,8 @@ class _Child:
         self.memory = mmap.mmap(self.shared_fd, 24)
         self.shared = np.frombuffer(self.memory, dtype=np.float64)
         self.shared[:] = math.nan
-        path = [p for p in sys.path if p and os.path.isabs(p)]
+        deny = json.loads(order["policy"]).get("deny") or () if order.get("policy") else ()
+        path = [p for p in sys.path if p and os.path.isabs(p) and not exposes(p, deny)]
         self.log = folder / "child.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module

@@ -41,6 +41,16 @@ def _outermost(paths: Iterable[str]) -> list[str]:
     return kept
 
 
+def exposes(path: str, deny: Iterable[str]) -> bool:
+    """Whether reading ``path`` would show one of ``deny`` (the data folder inside the working
+    folder that ``python -m`` put on the import path, say): the child's import path leaves it out."""
+    real = os.path.realpath(path)
+    return any(
+        os.path.realpath(denied) == real or os.path.realpath(denied).startswith(real.rstrip("/") + "/")
+        for denied in deny
+    )
+
+
 def check_denied(read: Iterable[str], deny: Iterable[str]) -> None:
     """Refuse a policy whose readable paths would expose a denied one (the data folder inside a
     folder on the import path, say)."""

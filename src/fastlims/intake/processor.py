@@ -179,6 +179,12 @@ class DataProcessor:
             return None, files
         owner = isolation.authorised_partner(self.database, test_uuid, uploaders, layout.partner_of(trigger))
         foreign = isolation.foreign_files(files, owner)
+        # Quarantine only the file whose upload just completed: the partner's other files may still
+        # be in flight (its SFTP client writing them), and each is refused when its own upload
+        # completes. None of them counts towards the request's own set meanwhile.
+        excluded = {f.key for stored in foreign.values() for f in stored}
+        foreign = {p: [f for f in theirs if f.key == trigger] for p, theirs in foreign.items()}
+        foreign = {p: theirs for p, theirs in foreign.items() if theirs}
         outcome: UploadOutcome | None = None
         for partner, theirs in foreign.items():
             outcome = self.quarantine(
@@ -191,10 +197,10 @@ class DataProcessor:
                 kind=isolation.UNAUTHORIZED,
             )
             isolation.report_unauthorised(self.database, partner, test_uuid, theirs)
+        remaining = [f for f in files if f.key not in excluded]
         if outcome is None:
-            return None, files
-        refused = {f.key for stored in foreign.values() for f in stored}
-        return (outcome, set(foreign)), [f for f in files if f.key not in refused]
+            return None, remaining
+        return (outcome, set(foreign)), remaining
 
     def _set_status(self, files: list[StoredFile]) -> layout.UploadSetStatus:
         keys = [f.key for f in files]
@@ -458,7 +464,8 @@ class DataProcessor:
         if files and not moved:
             return UploadOutcome(path=trigger, outcome="duplicate", test_UUID=test_uuid, detail="already handled")
         files = [f for f in files if f.key in moved]
-        self._prune(list(moved), test_uuid)
+        if kind != isolation.UNAUTHORIZED:  # another partner may still be uploading into that folder
+            self._prune(list(moved), test_uuid)
         status_after: str | None = None
         request_number: str | None = None
         with self.database.transaction() as session:

@@ -10,6 +10,7 @@ FMU set's measured speed, virtual ones.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -118,14 +119,7 @@ def run_file(chosen: RequestProcedure, resolved: ResolvedProcedure) -> RunProced
 
 def run_needs(chosen: RequestProcedure, resolved: ResolvedProcedure) -> RunNeeds:
     """What the run's procedure asks of a bench (:mod:`fastlims.procedures.requirements`)."""
-    needs = bench_needs(resolved, chosen.ratings.format)
-    return RunNeeds(
-        uut_format=needs.uut_format,
-        current_A=needs.current_A,
-        min_voltage_V=needs.min_voltage_V,
-        max_voltage_V=needs.max_voltage_V,
-        temperature_chamber=needs.temperature_chamber,
-    )
+    return RunNeeds(**dataclasses.asdict(bench_needs(resolved, chosen.ratings.format)))
 
 
 def virtual_booking_s(expected_s: float, speed: float, *, factor: float, floor_s: float) -> float:

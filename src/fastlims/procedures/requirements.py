@@ -33,15 +33,6 @@ class BenchNeeds:
     max_voltage_V: float
     temperature_chamber: bool
 
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "uut_format": self.uut_format,
-            "current_A": self.current_A,
-            "min_voltage_V": self.min_voltage_V,
-            "max_voltage_V": self.max_voltage_V,
-            "temperature_chamber": self.temperature_chamber,
-        }
-
 
 def bench_needs(resolved: ResolvedProcedure, uut_format: str) -> BenchNeeds:
     """The demands of ``resolved`` (a procedure resolved for a UUT of ``uut_format``)."""

@@ -24,7 +24,6 @@ from fastlims.pipeline.engine import ClientDispatcher
 from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.pipeline.steps import run_order
 from fastlims.procedures.estimate import expected_duration_s
-from fastlims.procedures.ratings import UutRatings
 from fastlims.procedures.resolve import resolve
 from fastlims.procedures.runfile import RunProcedure
 from fastlims.procedures.text import load
@@ -35,25 +34,10 @@ from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_p
 from tests.integration.pipeline.helpers import INTERCONNECTION, new_request
 from tests.mqtt_helpers import MosquittoServer, Peer, mosquitto_binary, start_mosquitto
 from tests.services import missing
+from tests.unit.procedures.uuts import REFERENCE_CELL
 
 PASSWORD = secrets.token_urlsafe(12)
-# The reference battery cell's own ratings (5 Ah, OCV 2.5-4.2 V): what the test runs' procedures resolve against.
-CELL = UutRatings(
-    code="Gen3b - Cell",
-    chemistry="NMC/graphite",
-    format="cell",
-    series_count=1,
-    parallel_count=1,
-    nominal_capacity_Ah=5.0,
-    nominal_voltage_V=3.65,
-    min_voltage_V=2.5,
-    max_voltage_V=4.2,
-    max_charge_current_A=5.0,
-    max_discharge_current_A=15.0,
-    max_pulse_current_A=30.0,
-    min_temperature_C=-20.0,
-    max_temperature_C=60.0,
-)
+CELL = REFERENCE_CELL  # the reference battery cell's own ratings (5 Ah, OCV 2.5-4.2 V)
 
 
 @pytest.fixture

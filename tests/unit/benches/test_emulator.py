@@ -14,23 +14,9 @@ from fastlims.procedures.ratings import UutRatings
 from fastlims.procedures.resolve import resolve
 from fastlims.procedures.runfile import RunProcedure
 from fastlims.procedures.text import parse_text
+from tests.unit.procedures.uuts import REFERENCE_CELL
 
-CELL = UutRatings(
-    code="Gen3b - Cell",
-    chemistry="NMC811/graphite",
-    format="cell",
-    series_count=1,
-    parallel_count=1,
-    nominal_capacity_Ah=5.0,
-    nominal_voltage_V=3.65,
-    min_voltage_V=2.5,
-    max_voltage_V=4.2,
-    max_charge_current_A=5.0,
-    max_discharge_current_A=15.0,
-    max_pulse_current_A=30.0,
-    min_temperature_C=-20.0,
-    max_temperature_C=60.0,
-)
+CELL = REFERENCE_CELL  # the reference battery cell's own ratings (5 Ah, OCV 2.5-4.2 V)
 MODULE = UutRatings(
     **{**CELL.__dict__, "code": "Gen3b - Module", "format": "module", "series_count": 12, "parallel_count": 4}
     | {"nominal_capacity_Ah": 20.0, "nominal_voltage_V": 43.8, "min_voltage_V": 30.0, "max_voltage_V": 50.4}

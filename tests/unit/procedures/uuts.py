@@ -66,3 +66,23 @@ GEN4_PACK = _scaled("Gen4 - Pack", GEN4_CELL, "pack", 96, 1)
 UUTS: dict[str, UutRatings] = {
     r.code: r for r in (GEN3B_CELL, GEN3B_MODULE, GEN3B_PACK, GEN4_CELL, GEN4_MODULE, GEN4_PACK)
 }
+
+
+# The reference battery cell FMU's own ratings (5 Ah, OCV 2.5-4.2 V): what tests that run a procedure
+# on that cell (the virtual bench, the bench emulator) resolve against.
+REFERENCE_CELL = UutRatings(
+    code="Gen3b - Cell",
+    chemistry="NMC/graphite",
+    format="cell",
+    series_count=1,
+    parallel_count=1,
+    nominal_capacity_Ah=5.0,
+    nominal_voltage_V=3.65,
+    min_voltage_V=2.5,
+    max_voltage_V=4.2,
+    max_charge_current_A=5.0,
+    max_discharge_current_A=15.0,
+    max_pulse_current_A=30.0,
+    min_temperature_C=-20.0,
+    max_temperature_C=60.0,
+)

@@ -55,10 +55,8 @@ def check_denied(read: Iterable[str], deny: Iterable[str]) -> None:
     """Refuse a policy whose readable paths would expose a denied one (the data folder inside a
     folder on the import path, say)."""
     for denied in deny:
-        target = os.path.realpath(denied)
         for path in read:
-            real = os.path.realpath(path)
-            if target == real or target.startswith(real.rstrip("/") + "/"):
+            if exposes(path, (denied,)):
                 raise SandboxError(0, f"the sandbox would let the simulation read {denied} through {path}")
 
 

@@ -50,13 +50,31 @@ async def start_services(system: System) -> list[BackgroundService]:
     return started
 
 
-async def stop_services(started: list[BackgroundService]) -> None:
+#: How long one service may take to stop, and all of them together: a service that hangs (a
+#: broker waiting on a stuck client, a thread blocked on a socket) is logged by name and left
+#: behind, so a SIGTERM still ends the process and a test's teardown stays inside its timeout.
+STOP_TIMEOUT_S = 8.0
+STOP_BUDGET_S = 20.0
+
+
+async def stop_services(
+    started: list[BackgroundService], *, timeout_s: float = STOP_TIMEOUT_S, budget_s: float = STOP_BUDGET_S
+) -> list[str]:
+    """Stop the services in reverse order; returns the names of those that overran their time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + budget_s
+    overran: list[str] = []
     for service in reversed(started):
+        allowed = max(0.5, min(timeout_s, deadline - loop.time()))
         try:
-            await service.stop()
+            await asyncio.wait_for(service.stop(), allowed)
             log.info("service stopped", extra={"service": service.name})
+        except TimeoutError:
+            overran.append(service.name)
+            log.error("service did not stop in time", extra={"service": service.name, "timeout_s": round(allowed, 1)})
         except Exception:
             log.exception("service did not stop cleanly", extra={"service": service.name})
+    return overran
 
 
 async def serve(system: System, host: str, port: int) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import MetaData, select
 
 from fastlims.benches import registry as bench_registry
 from fastlims.benches import virtual  # also registers the virtual run's workflow with DBOS
+from fastlims.benches.gateway import models as gateway_models
 from fastlims.benches.virtual import BenchContext
 from fastlims.benches.worker import BenchWorker
 from fastlims.catalog import models as catalog_models
@@ -53,6 +54,8 @@ from fastlims.pipeline.engine import PipelineEngine
 from fastlims.pipeline.service import PipelineService
 from fastlims.requests import models as request_models
 from fastlims.requests.handshake import DigitalTwinHandshake
+from fastlims.runs import events as run_events
+from fastlims.runs import samples as run_samples
 from fastlims.system import BackgroundService, System
 from fastlims.users import models as user_models
 
@@ -66,12 +69,15 @@ Role = Literal["up", "worker", "cli"]
 # the migration tests): the model registry belongs to the layer that may import every capability.
 _MODEL_MODULES = (
     bench_registry,
+    gateway_models,
     catalog_models,
     intake_models,
     locks,
     messaging_models,
     pipeline_models,
     request_models,
+    run_events,
+    run_samples,
     user_models,
 )
 

@@ -197,6 +197,19 @@ class Settings(BaseSettings):
         description="A run may simulate this many times its procedure's expected duration (from the catalog) "
         "before it fails with end_cause timeout; FASTLIMS_VIRTUAL_BENCH_MAX_DURATION_S caps it absolutely",
     )
+    # --- physical benches (fastlims.benches.gateway)
+    bench_command_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long the LIMS waits for a bench's reply to a command before it resends it"
+    )
+    bench_command_retries: int = Field(
+        default=2, ge=0, description="How often an unanswered command is resent (same command_id) before the run moves"
+    )
+    bench_offline_grace_s: float = Field(
+        default=300.0, gt=0, description="How long a resumable run waits for its bench to come back online"
+    )
+    bench_max_duration_factor: float = Field(
+        default=3.0, ge=1, description="A physical run is aborted past this many times its expected duration"
+    )
     # --- the simulation sandbox (fastlims.benches.sandbox): partner FMUs are native code
     virtual_bench_sandbox: str = Field(
         default="auto",

@@ -297,20 +297,20 @@ def scheduling_benches(records: Sequence[BenchRecord], *, default_virtual: int, 
                 json.loads(r.calendar_json) if r.calendar_json else None, kind=r.kind, zone=zone
             ),
             name=r.name,
-            ratings=_scheduling_ratings(ratings_of(r), virtual=r.kind == Kind.virtual),
+            ratings=scheduling_ratings(ratings_of(r), virtual=r.kind == Kind.virtual),
         )
         for r in records
         if r.is_active
     ]
     if not any(b.kind == "virtual" for b in benches):
-        unrated = _scheduling_ratings(Ratings(), virtual=True)
+        unrated = scheduling_ratings(Ratings(), virtual=True)
         benches += [
             Bench(bench_id=n, kind="virtual", name=n, ratings=unrated) for n in default_virtual_names(default_virtual)
         ]
     return benches
 
 
-def _scheduling_ratings(ratings: Ratings, *, virtual: bool) -> BenchRatings:
+def scheduling_ratings(ratings: Ratings, *, virtual: bool) -> BenchRatings:
     """A virtual bench sets the ambient temperature through the FMU set's ambient input (the
     intake checks the set declares it when the procedure needs it), so it counts as a chamber."""
     from fastlims.scheduling import BenchRatings

@@ -295,3 +295,24 @@ def variables_of(request: TestRequest) -> dict[str, object] | None:
 
 def local_iso(value: datetime | None, zone: ZoneInfo) -> datetime | None:
     return to_local(value, zone)
+
+
+def audit(
+    *,
+    session: Session,
+    test_uuid: str,
+    actor: str,
+    reason: str,
+    field: str | None = None,
+    from_value: str | None = None,
+    to_value: str | None = None,
+) -> None:
+    """An entry in the request's audit trail that is not a status change (a run moved to
+    another bench, ...): kind ``run``."""
+    request = get_by_uuid(session=session, test_uuid=test_uuid)
+    session.add(
+        TestRequestEvent(
+            request_id=request.id, kind="run", actor=actor, at=utcnow(), field=field,
+            from_value=from_value, to_value=to_value, reason=reason[:4000],
+        )
+    )  # fmt: skip

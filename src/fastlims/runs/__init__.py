@@ -1,0 +1,1 @@
+"""Scheduled runs, what benches report about them, their results and outcomes."""

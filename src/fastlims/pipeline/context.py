@@ -34,13 +34,16 @@ Metadata = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class VirtualRun:
-    """One run for a virtual bench's queue: ``key`` is its idempotency key (the queued id)."""
+class QueuedRun:
+    """One run for a bench's queue: ``key`` is its idempotency key (the queued workflow's id);
+    ``workflow`` the bench kind's run workflow (a virtual bench's simulation, a physical bench's
+    gateway conversation)."""
 
     queue: str
     key: str
     order: dict[str, Any]
     delay_s: float
+    workflow: str
 
 
 class BenchLookup(Protocol):
@@ -51,8 +54,8 @@ class BenchLookup(Protocol):
         pipeline never imports the benches (they report back through the scheduled runs)."""
 
 
-class VirtualDispatcher(Protocol):
-    def enqueue_virtual(self, runs: list[VirtualRun]) -> None:
+class RunDispatcher(Protocol):
+    def enqueue(self, runs: list[QueuedRun]) -> None:
         """Queue each run for its bench, once per key however often it is called (all or none)."""
 
 
@@ -62,7 +65,7 @@ class StepContext:
     database: Database
     intake: Intake
     benches: BenchLookup
-    dispatcher: VirtualDispatcher
+    dispatcher: RunDispatcher
     pause: PausePoints = field(default_factory=lambda: PausePoints(None, None))
     clock: Callable[[], datetime] = utcnow
     # Schedules of one process are made one at a time: each depends on the bookings of the one

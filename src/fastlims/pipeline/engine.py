@@ -41,7 +41,7 @@ from fastlims.db.engine import Database
 from fastlims.intake.processor import ModelReady
 from fastlims.intake.service import Intake
 from fastlims.pipeline import durable, workflow
-from fastlims.pipeline.context import BenchLookup, StepContext, VirtualRun
+from fastlims.pipeline.context import BenchLookup, QueuedRun, StepContext
 from fastlims.pipeline.models import Executor
 from fastlims.pipeline.pause import PausePoints
 from fastlims.requests.models import TestRequest
@@ -121,13 +121,13 @@ def _quiet_dbos_logging() -> None:
 
 
 class ClientDispatcher:
-    """Hands virtual runs to their bench's DBOS queue with a client, the run's idempotency key
+    """Hands runs to their bench's DBOS queue with a client, the run's idempotency key
     as the queued workflow's id (DBOS keeps one workflow per id), all in one transaction."""
 
     def __init__(self, engine: PipelineEngine) -> None:
         self.engine = engine
 
-    def enqueue_virtual(self, runs: list[VirtualRun]) -> None:
+    def enqueue(self, runs: list[QueuedRun]) -> None:
         client = self.engine.client
         for queue in sorted({run.queue for run in runs}):
             self.engine.ensure_bench_queue(queue)
@@ -135,7 +135,7 @@ class ClientDispatcher:
         with client._sys_db.engine.begin() as connection:  # noqa: SLF001
             for run in runs:
                 options = EnqueueOptions(
-                    workflow_name=durable.VIRTUAL_RUN_WORKFLOW,
+                    workflow_name=run.workflow,
                     queue_name=run.queue,
                     workflow_id=run.key,
                     app_version=self.engine.identity.application_version,

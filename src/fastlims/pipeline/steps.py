@@ -33,7 +33,7 @@ from fastlims.pipeline.context import (
     ACTOR,
     Metadata,
     StepContext,
-    VirtualRun,
+    QueuedRun,
     check_metadata,
     read_json,
     request_of,
@@ -342,10 +342,10 @@ def run_order(row: ScheduledRun, meta: Metadata) -> dict[str, Any]:
 
 
 def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
-    """Hand each booked run to its bench: a virtual bench's DBOS queue (released at the booked
-    start), or a physical bench's MQTT command (through the outbox, in the transaction that
-    marks the run dispatched). A run already marked is skipped; the queue de-duplicates on the
-    idempotency key, so a run handed over before a crash is not queued twice."""
+    """Hand each booked run to its bench's DBOS queue, released at the booked start: a virtual
+    bench runs the simulation workflow, a physical bench the gateway's conversation with the bench
+    (commands and replies over MQTT, docs/benches.md). Queued first, marked after: the queue
+    de-duplicates on the idempotency key, so a run handed over before a crash is not queued twice."""
     uuid = meta["test_uuid"]
     ctx.pause.reached(uuid, "dispatch", "before")
     with ctx.database.transaction() as session:
@@ -369,35 +369,24 @@ def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
         if not part:
             continue
         now = ctx.clock()
-        virtual = [row for row in part if row.channel == Channel.queue.value]
-        if virtual:  # queued first, marked after: a crash in between queues nothing twice (same keys)
-            ctx.dispatcher.enqueue_virtual(
-                [
-                    VirtualRun(
-                        queue=durable.bench_queue(row.bench),
-                        key=row.idempotency_key,
-                        order=run_order(row, meta),
-                        delay_s=max(0.0, (row.start_at - now).total_seconds()),
-                    )
-                    for row in virtual
-                ]
-            )
+        ctx.dispatcher.enqueue(
+            [
+                QueuedRun(
+                    queue=queues.bench_queue(row.bench),
+                    key=row.idempotency_key,
+                    order=run_order(row, meta),
+                    delay_s=max(0.0, (row.start_at - now).total_seconds()),
+                    workflow=queues.VIRTUAL_RUN_WORKFLOW
+                    if row.channel == Channel.queue.value
+                    else queues.PHYSICAL_RUN_WORKFLOW,
+                )
+                for row in part
+            ]
+        )
         with ctx.database.transaction() as session:
             for row in part:
-                marked = _mark_dispatched(session, row.id, now)
-                if row.channel == Channel.queue.value:
-                    counts["virtual"] += 1
-                elif marked:  # the command goes out in the transaction that marks the run, once
-                    command = BenchCommand(
-                        command="start",
-                        run_id=row.run_id,
-                        test_UUID=row.test_uuid,
-                        scheduled_start=seed_time(row.test_start_at),
-                        parameters=json.loads(row.parameters_json),
-                        idempotency_key=row.idempotency_key,
-                    )
-                    outbox.enqueue(session, f"benches/{row.bench}/commands", command, qos=1)
-                    counts["physical"] += 1
+                _mark_dispatched(session, row.id, now)
+                counts["virtual" if row.channel == Channel.queue.value else "physical"] += 1
                 counts["dispatched"] += 1
         if index == 0:
             ctx.pause.reached(uuid, "dispatch", "middle")

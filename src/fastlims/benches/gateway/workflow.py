@@ -98,7 +98,10 @@ def check_step(order: dict[str, Any]) -> dict[str, Any]:
         seen = (live.state, live.capabilities) if live is not None else (None, None)
     run_file = RunProcedure.from_json(ctx.storage.get(order["procedure"]))
     problem = policy.unfit(order["bench"], seen[0], seen[1], run_file)
-    return {"go": problem is None, "cancelled": False, "reason": problem}
+    return {
+        "go": problem is None, "cancelled": False, "reason": problem,
+        "abuse": run_file.procedure.abuse, "expected_duration_s": run_file.expected_duration_s,
+    }  # fmt: skip
 
 
 def send_step(order: dict[str, Any], command: str, command_id: str, expected: str, reason: str | None) -> None:
@@ -269,6 +272,7 @@ def physical_run(order: dict[str, Any]) -> dict[str, Any]:
     checked = _step("check", check_step, order)
     if checked["cancelled"]:
         return {"run_id": run_id, "status": "cancelled", "reason": checked["reason"]}
+    order = {**order, "abuse": checked["abuse"], "expected_duration_s": checked["expected_duration_s"]}
     if not checked["go"]:
         return _move_or_fail(order, checked["reason"])
     loaded = command(order, "load", "idle")

@@ -22,6 +22,7 @@ import functools
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry
@@ -31,6 +32,9 @@ from sqlalchemy import MetaData, select
 from fastlims.benches import registry as bench_registry
 from fastlims.benches import virtual  # also registers the virtual run's workflow with DBOS
 from fastlims.benches.gateway import models as gateway_models
+from fastlims.benches.gateway import workflow as gateway_workflow
+from fastlims.benches.gateway.ingest import BenchGateway
+from fastlims.benches.gateway.workflow import GatewayContext
 from fastlims.benches.virtual import BenchContext
 from fastlims.benches.worker import BenchWorker
 from fastlims.catalog import models as catalog_models
@@ -44,17 +48,20 @@ from fastlims.intake import models as intake_models
 from fastlims.intake.service import Intake, IntakeService
 from fastlims.messaging import models as messaging_models
 from fastlims.messaging.broker import BrokerLimits, BrokerPolicy, EmbeddedBroker
-from fastlims.messaging.client import BrokerAddress, MqttClient
+from fastlims.messaging.client import BrokerAddress, MqttClient, paho_client
 from fastlims.messaging.guard import ThrottlePolicy, client_id_for, lims_client_suffix
 from fastlims.messaging.metrics import MessagingMetrics
 from fastlims.messaging.service import AckPolicy, MessagingService
 from fastlims.messaging.topics import Topics
 from fastlims.pipeline import models as pipeline_models
-from fastlims.pipeline.engine import PipelineEngine
+from fastlims.pipeline.context import QueuedRun
+from fastlims.pipeline.engine import ClientDispatcher, PipelineEngine
 from fastlims.pipeline.service import PipelineService
 from fastlims.requests import models as request_models
+from fastlims.requests import service as requests_service
 from fastlims.requests.handshake import DigitalTwinHandshake
 from fastlims.runs import events as run_events
+from fastlims.runs import models as runs_models
 from fastlims.runs import samples as run_samples
 from fastlims.system import BackgroundService, System
 from fastlims.users import models as user_models
@@ -78,6 +85,7 @@ _MODEL_MODULES = (
     request_models,
     run_events,
     run_samples,
+    runs_models,
     user_models,
 )
 
@@ -115,8 +123,9 @@ def build(settings: Settings | None = None, *, role: Role = "up") -> System:
 
     broker: EmbeddedBroker | None = None
     messaging: MessagingService | None = None
+    gateway_connection: Callable[[], Any] | None = None
     if role != "worker":
-        broker, messaging = _messaging(settings, database, topics, metrics_registry)
+        broker, messaging, gateway_connection = _messaging(settings, database, topics, metrics_registry)
 
     bench_context = None
     if settings.virtual_bench_enabled:
@@ -127,12 +136,23 @@ def build(settings: Settings | None = None, *, role: Role = "up") -> System:
             topics=topics,
             slots=threading.BoundedSemaphore(virtual.concurrency(settings)),
         )
-    # The engine binds the virtual run's context with its own when it launches DBOS.
-    bindings = [] if bench_context is None else [virtual.CONTEXT.bound_to(bench_context)]
+    # The physical run workflow (the gateway's conversation with a bench) moves a run to another
+    # bench through the engine's dispatcher, which exists only once the engine does.
+    engines: list[PipelineEngine] = []
+
+    def requeue(*, queue: str, key: str, order: dict[str, Any], workflow: str, delay_s: float) -> None:
+        ClientDispatcher(engines[0]).enqueue([QueuedRun(queue, key, order, delay_s, workflow)])
+
+    gateway_context = GatewayContext(settings, database, intake.storage, topics, requeue)
+    # The engine binds the run workflows' contexts with its own when it launches DBOS.
+    bindings = [gateway_workflow.CONTEXT.bound_to(gateway_context)]
+    if bench_context is not None:
+        bindings.append(virtual.CONTEXT.bound_to(bench_context))
     benches = functools.partial(
         bench_registry.schedulable, default_virtual=settings.pipeline_virtual_benches, zone=settings.timezone
     )
     engine = PipelineEngine(settings, database, intake, benches=benches, role=role, bindings=bindings)
+    engines.append(engine)
     intake.on_model_ready(engine.on_model_ready)
     pipeline = PipelineService(engine, enabled=role == "worker" or settings.pipeline_enabled)
     bench_worker = None
@@ -149,8 +169,16 @@ def build(settings: Settings | None = None, *, role: Role = "up") -> System:
             sandboxing.detect_in_background(settings)
     intake_service = None if role == "worker" else IntakeService(intake)
 
+    # The gateway hears the benches where the LIMS has its MQTT connection; it hands what a run's
+    # workflow waits for to DBOS, so it starts after the pipeline.
+    gateway = None
+    if gateway_connection is not None:
+        gateway = BenchGateway(
+            database, topics, connect=gateway_connection, notify=gateway_workflow.notify,
+            partner_of=lambda session, uuid: requests_service.get_by_uuid(session=session, test_uuid=uuid).dt_partner,
+        )  # fmt: skip
     services: list[BackgroundService] = []
-    for service in (broker, messaging, intake_service, pipeline, bench_worker):
+    for service in (broker, messaging, intake_service, pipeline, bench_worker, gateway):
         if service is not None:
             services.append(service)
     return System(
@@ -172,7 +200,7 @@ def build(settings: Settings | None = None, *, role: Role = "up") -> System:
 
 def _messaging(
     settings: Settings, database: Database, topics: Topics, metrics_registry: CollectorRegistry
-) -> tuple[EmbeddedBroker | None, MessagingService]:
+) -> tuple[EmbeddedBroker | None, MessagingService, Callable[[], Any]]:
     """The embedded broker unless FASTLIMS_MQTT_URL names an external one; then the LIMS's client."""
     metrics = MessagingMetrics(metrics_registry)
     broker: EmbeddedBroker | None = None
@@ -208,7 +236,15 @@ def _messaging(
         DigitalTwinHandshake(),
         poll_s=settings.outbox_poll_s,
     )
-    return broker, messaging
+    gateway_id = _lims_client_id(settings, "gateway")
+
+    def gateway_connection() -> Any:
+        return paho_client(
+            address, client_id=gateway_id, username=username, password=password,
+            reconnect_max_s=settings.mqtt_reconnect_max_s,
+        )  # fmt: skip
+
+    return broker, messaging, gateway_connection
 
 
 def _lims_client_suffix(settings: Settings) -> str:

@@ -203,3 +203,36 @@ class MqttClient:
 def _resolve(future: asyncio.Future[bool], value: bool) -> None:
     if not future.done():
         future.set_result(value)
+
+
+def paho_client(
+    address: BrokerAddress,
+    *,
+    client_id: str,
+    username: str | None,
+    password: str | None,
+    clean_session: bool = False,
+    reconnect_max_s: int = 10,
+    keepalive: int = 30,
+) -> mqtt.Client:
+    """A paho client for a thread-based consumer (the bench gateway acknowledges by hand, after
+    storing): MQTT 3.1.1, TLS as the address says, automatic reconnection; connecting has begun
+    (``loop_start`` is the caller's)."""
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=clean_session,
+    )
+    if username is not None:
+        client.username_pw_set(username, password)
+    if address.tls:
+        context = ssl.create_default_context(cafile=str(address.ca_file) if address.ca_file else None)
+        if address.cert_file:
+            context.load_cert_chain(str(address.cert_file), str(address.key_file) if address.key_file else None)
+        client.tls_set_context(context)
+    client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect_async(address.host, address.port, keepalive=keepalive)
+    return client

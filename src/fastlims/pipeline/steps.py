@@ -26,23 +26,23 @@ from sqlalchemy.orm import Session
 from fastlims.db import locks
 from fastlims.doe import DoeError, design, design_to_json, resolve_factors
 from fastlims.intake import files, layout
-from fastlims.messaging import outbox
-from fastlims.messaging.schemas import BenchCommand, seed_time
-from fastlims.pipeline import booking, durable, plan, procedure
+from fastlims.pipeline import booking, plan, procedure
 from fastlims.pipeline.context import (
     ACTOR,
     Metadata,
-    StepContext,
     QueuedRun,
+    StepContext,
     check_metadata,
     read_json,
     request_of,
     still_active,
 )
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError
-from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.requests import service as requests
 from fastlims.requests.states import TERMINAL, IllegalTransition, Status
+from fastlims.runs import queues
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import Channel, ScheduledRun
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,9 @@ from fastlims.messaging.schemas import BenchReply, BenchState, ErrorMessage, Met
 from fastlims.messaging.topics import Topics
 from fastlims.runs import events as run_events
 from fastlims.runs import samples
-from fastlims.runs.models import RunState, ScheduledRun
-from fastlims.runs.service import run_started
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import ScheduledRun
+from fastlims.runs.service import run_started, set_state
 from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -257,7 +258,9 @@ class BenchGateway:
         event = _parse(RunEvent, payload)
         if event.run_id != run_id:
             raise Refused(f"run_id {event.run_id!r} differs from the topic's {run_id!r}")
-        details = event.model_dump(mode="json", exclude={"run_id", "test_UUID", "event", "message_id"}, exclude_none=True)
+        details = event.model_dump(
+            mode="json", exclude={"run_id", "test_UUID", "event", "message_id"}, exclude_none=True
+        )
         with self.database.transaction() as session:
             new = run_events.record(
                 session, run_id=run_id, bench=bench, message_id=event.message_id, event=event.event,
@@ -308,8 +311,9 @@ class BenchGateway:
                 ).all()
                 affected = [(r.idempotency_key, r.run_id) for r in live]
         kind = "offline" if state.state == "offline" else "online"
+        said = {"kind": kind, "bench": bench, "state": state.state, "run_id": state.run_id}
         for workflow_id, run_id in affected:
-            self.notify(workflow_id, RUN_TOPIC, {"kind": kind, "bench": bench}, f"{run_id}:{state.message_id}")
+            self.notify(workflow_id, RUN_TOPIC, said, f"{run_id}:{state.message_id}")
 
     # --- partners and refusals -----------------------------------------------------------------------
 
@@ -338,9 +342,7 @@ class BenchGateway:
 
 
 def _set_state(session: Session, run_id: str, state: RunState) -> None:
-    from fastlims.runs.service import set_run_state
-
-    set_run_state(session, run_id, state)
+    set_state(session=session, run_id=run_id, target=state)
 
 
 def _parse(model: Any, payload: bytes) -> Any:

@@ -14,7 +14,8 @@ from fastlims.benches import registry
 from fastlims.benches.gateway import policy
 from fastlims.benches.gateway.models import BenchLiveState
 from fastlims.procedures.runfile import RunProcedure
-from fastlims.runs.models import RunState, ScheduledRun
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import ScheduledRun
 
 _ENDED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.value)
 

@@ -47,10 +47,12 @@ from fastlims.messaging.topics import Topics
 from fastlims.procedures.runfile import RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
-from fastlims.runs import queues, samples
 from fastlims.runs import events as run_events
-from fastlims.runs.models import RunState, ScheduledRun
-from fastlims.runs.service import RESULTS_FILE, SUMMARY_FILE, run_ended, set_run_state
+from fastlims.runs import queues, samples
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import ScheduledRun
+from fastlims.runs.results import RESULTS_FILE, SUMMARY_FILE
+from fastlims.runs.service import run_ended, set_state
 from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ def check_step(order: dict[str, Any]) -> dict[str, Any]:
     with ctx.database.transaction() as session:
         status = Status(requests.get_by_uuid(session=session, test_uuid=order["test_UUID"]).status)
         if status in (Status.Cancelled, Status.Failed, Status.Completed):
-            set_run_state(session, order["run_id"], RunState.cancelled)
+            set_state(session=session, run_id=order["run_id"], target=RunState.cancelled)
             return {"go": False, "cancelled": True, "reason": f"the request is {status.name}"}
         live = session.get(BenchLiveState, order["bench"])
         seen = (live.state, live.capabilities) if live is not None else (None, None)
@@ -140,7 +142,10 @@ def command(order: dict[str, Any], name: str, expected: str, reason: str | None 
 
 def state_step(order: dict[str, Any], state: str, reason: str | None = None) -> None:
     with CONTEXT.get().database.transaction() as session:
-        set_run_state(session, order["run_id"], RunState(state), reason=reason)
+        if set_state(session=session, run_id=order["run_id"], target=RunState(state)) and reason:
+            session.query(ScheduledRun).filter(ScheduledRun.run_id == order["run_id"]).update(
+                {ScheduledRun.reason: reason[:4000]}, synchronize_session=False
+            )
 
 
 def reschedule_step(order: dict[str, Any], reason: str) -> dict[str, Any]:
@@ -181,7 +186,9 @@ def reschedule_step(order: dict[str, Any], reason: str) -> dict[str, Any]:
         "idempotency_key": key,
         "tried_benches": tried,
     }
-    ctx.requeue(queue=queues.bench_queue(chosen), key=key, order=moved, workflow=queues.PHYSICAL_RUN_WORKFLOW, delay_s=0)
+    ctx.requeue(
+        queue=queues.bench_queue(chosen), key=key, order=moved, workflow=queues.PHYSICAL_RUN_WORKFLOW, delay_s=0
+    )
     return {"bench": chosen, "tried": tried}
 
 
@@ -246,9 +253,16 @@ def collect_step(order: dict[str, Any], ending: dict[str, Any]) -> dict[str, Any
 
 def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
     ctx = CONTEXT.get()
-    final = run_ended(
-        ctx.database, ctx.storage, order=order, outcome=outcome, actor=ACTOR
-    )
+    summary = None
+    if outcome.get("summary"):
+        summary = json.loads(ctx.storage.get(outcome["summary"]))
+        for detail in ("steps", "cycles", "events"):  # in the summary file and the runs API, not the request row
+            summary.pop(detail, None)
+    with ctx.database.transaction() as session:
+        final = run_ended(
+            session, run_id=order["run_id"], test_uuid=order["test_UUID"], outcome=outcome, actor=ACTOR,
+            results_folder=order["results_folder"], summary=summary,
+        )  # fmt: skip
     return {"run_id": order["run_id"], "status": outcome["status"], "request_status": final}
 
 
@@ -289,8 +303,13 @@ def physical_run(order: dict[str, Any]) -> dict[str, Any]:
     return {**outcome, **recorded}
 
 
+def _end(event: str, reason: str | None = None, **flags: bool) -> dict[str, Any]:
+    return {"kind": "ended", "event": event, "reason": reason, **flags}
+
+
 def _watch(order: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Wait for the run's end; handle the bench going away and an overrun."""
+    bench = order["bench"]
     expected = float(order.get("expected_duration_s") or 3600.0)
     allowed = expected * settings.bench_max_duration_factor + settings.bench_command_timeout_s
     began = _step("clock", _now_s)
@@ -298,35 +317,45 @@ def _watch(order: dict[str, Any], settings: Settings) -> dict[str, Any]:
         left = allowed - (_step("clock", _now_s) - began)
         if left <= 0:
             command(order, "abort", "running", reason="the run overran its expected duration")
-            return {"kind": "ended", "event": "aborted", "overran": True,
-                    "reason": f"the run overran {allowed:g} s ({settings.bench_max_duration_factor:g} × its "
-                              f"expected {expected:g} s, FASTLIMS_BENCH_MAX_DURATION_FACTOR) and was aborted"}  # fmt: skip
+            return _end(
+                "aborted",
+                f"the run overran {allowed:g} s ({settings.bench_max_duration_factor:g} × its expected "
+                f"{expected:g} s, FASTLIMS_BENCH_MAX_DURATION_FACTOR) and was aborted",
+                overran=True,
+            )
         note = DBOS.recv(RUN_TOPIC, timeout_seconds=min(left, 60.0))
-        if note is None:
+        if note is None or note.get("kind") == "online":
             continue
         if note.get("kind") == "ended":
             return dict(note)
-        if note.get("kind") == "offline":
-            _step("interrupted", state_step, order, RunState.interrupted.value, f"bench {order['bench']} went offline")
-            decision = policy.after_offline(bool(order.get("abuse")))
-            if decision == "fail":
-                return {"kind": "ended", "event": "failed", "interrupted": True,
-                        "reason": f"bench {order['bench']} went offline mid-run; an abuse test is not resumed"}  # fmt: skip
+        # offline: the run is interrupted; the per-test policy says what comes next
+        _step("interrupted", state_step, order, RunState.interrupted.value, f"bench {bench} went offline")
+        if policy.after_offline(bool(order.get("abuse"))) == "fail":
+            return _end("failed", f"bench {bench} went offline mid-run; an abuse test is not resumed", interrupted=True)
+        back = DBOS.recv(RUN_TOPIC, timeout_seconds=settings.bench_offline_grace_s)
+        while back is not None and back.get("kind") == "offline":
             back = DBOS.recv(RUN_TOPIC, timeout_seconds=settings.bench_offline_grace_s)
-            while back is not None and back.get("kind") not in ("online", "ended"):
-                back = DBOS.recv(RUN_TOPIC, timeout_seconds=settings.bench_offline_grace_s)
-            if back is None:
-                return {"kind": "ended", "event": "failed", "interrupted": True,
-                        "reason": f"bench {order['bench']} went offline mid-run and did not come back within "
-                                  f"{settings.bench_offline_grace_s:g} s (FASTLIMS_BENCH_OFFLINE_GRACE_S)"}  # fmt: skip
-            if back.get("kind") == "ended":
-                return dict(back)
-            resumed = command(order, "resume", "paused")
-            if resumed is None or resumed.get("result") != "accepted":
-                return {"kind": "ended", "event": "failed", "interrupted": True,
-                        "reason": f"bench {order['bench']} came back but did not resume the run: "
-                                  f"{(resumed or {}).get('reason') or 'no answer'}"}  # fmt: skip
-            _step("resumed", state_step, order, RunState.running.value, None)
+        if back is None:
+            return _end(
+                "failed",
+                f"bench {bench} went offline mid-run and did not come back within "
+                f"{settings.bench_offline_grace_s:g} s (FASTLIMS_BENCH_OFFLINE_GRACE_S)",
+                interrupted=True,
+            )
+        if back.get("kind") == "ended":
+            return dict(back)
+        if back.get("run_id") == order["run_id"] and back.get("state") == "running":
+            _step("resumed", state_step, order, RunState.running.value, None)  # it ran on by itself
+            continue
+        if back.get("run_id") != order["run_id"] or back.get("state") != "paused":
+            return _end(
+                "failed", f"bench {bench} came back without the run (state {back.get('state')})", interrupted=True
+            )
+        resumed = command(order, "resume", "paused")
+        if resumed is None or resumed.get("result") != "accepted":
+            why = (resumed or {}).get("reason") or "no answer"
+            return _end("failed", f"bench {bench} came back but did not resume the run: {why}", interrupted=True)
+        _step("resumed", state_step, order, RunState.running.value, None)
 
 
 def _refusal(name: str, bench: str, reply: dict[str, Any] | None, settings: Settings) -> str:
@@ -350,3 +379,10 @@ def _move_or_fail(order: dict[str, Any], reason: str) -> dict[str, Any]:
     return {**outcome, **recorded}
 
 
+def notify(workflow_id: str, topic: str, message: dict[str, Any], key: str) -> None:
+    """What the gateway hears for a run's workflow (a reply, the run's end, its bench's state),
+    delivered once per ``key`` however often the broker redelivers it."""
+    try:
+        DBOS.send(workflow_id, message, topic, idempotency_key=key[:200])
+    except Exception:  # noqa: BLE001 - a workflow that ended (or a run of an older deployment)
+        log.warning("no run workflow to tell", extra={"workflow_id": workflow_id, "topic": topic}, exc_info=True)

@@ -135,7 +135,7 @@ class BenchService:
             await client.wait_connected(0.2)
         log.info("bench %s online at %s:%s", self.name, self.address.host, self.address.port)
         tasks = [asyncio.create_task(self._serve_commands()), asyncio.create_task(self._serve_runs())]
-        stopped = asyncio.create_task(stop.wait())
+        stopped = asyncio.create_task(_stopped(stop))
         await asyncio.wait([stopped, self._done], return_when=asyncio.FIRST_COMPLETED)
         for task in [*tasks, stopped]:
             task.cancel()
@@ -469,6 +469,11 @@ class BenchService:
         sent = await self.client.publish(topic, message.model_dump_json(exclude_none=True).encode(), 1, retain)
         if not await sent:
             log.warning("bench %s: a message on %s was not acknowledged (the broker is away)", self.name, topic)
+
+
+async def _stopped(stop: asyncio.Event) -> int:
+    await stop.wait()
+    return EXIT_OK
 
 
 def _capabilities(found: Capabilities) -> BenchCapabilities:

@@ -64,3 +64,19 @@ def test_the_json_examples_in_the_doc_are_valid_messages() -> None:
         model.model_validate(example)
         checked += 1
     assert checked == 6
+
+
+def test_the_bench_contract_is_in_asyncapi() -> None:
+    doc = document()
+    replies = doc["channels"]["benchReplies"]
+    assert replies["address"] == "fastest/v1/benches/{bench}/replies"
+    assert replies["messages"] == {"BenchReply": {"$ref": "#/components/messages/BenchReply"}}
+    assert doc["operations"]["receiveBenchReply"]["action"] == "receive"
+    schemas = doc["components"]["schemas"]
+    command = schemas["BenchCommand"]
+    assert {"command_id", "command", "run_id", "test_UUID", "expected_state"} <= set(command["required"])
+    assert command["properties"]["command"]["enum"] == ["load", "start", "pause", "resume", "stop", "abort"]
+    assert "ResolvedProcedure" in schemas and "RunFile" in schemas  # the run file's shape, not just "object"
+    assert "capabilities" in schemas["BenchState"]["properties"] and "BenchCapabilities" in schemas
+    assert "record_index" in schemas["MetricsBatch"]["properties"]
+    assert {"step_started", "safety_tripped", "aborted"} <= set(schemas["RunEvent"]["properties"]["event"]["enum"])

@@ -135,10 +135,13 @@ class QueueHost(Protocol):
 
 
 def bench_queues(database: Database, settings: Settings) -> list[str]:
-    """The queues of every virtual bench a schedule may use (the registry's, else the defaults)."""
+    """The queues of every bench a schedule may use: the virtual ones (the registry's, else the
+    defaults) and the physical ones, whose runs are the gateway's conversations with the bench."""
     with database.transaction() as session:
-        named = [r.name for r in registry.get_all(session=session) if r.kind == registry.Kind.virtual]
-    names = named or registry.default_virtual_names(settings.pipeline_virtual_benches)
+        records = registry.get_all(session=session)
+    named = [r.name for r in records if r.kind == registry.Kind.virtual]
+    physical = [r.name for r in records if r.kind == registry.Kind.physical]
+    names = (named or registry.default_virtual_names(settings.pipeline_virtual_benches)) + physical
     return [queues.bench_queue(name) for name in names]
 
 

@@ -18,7 +18,6 @@ from fastlims.benches import registry
 from fastlims.bootstrap import System
 from fastlims.catalog.models import TestName
 from fastlims.intake.storage import BlobStorage
-from fastlims.messaging.models import OutboxMessage
 from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.pipeline import durable
 from fastlims.requests import service as requests
@@ -189,27 +188,21 @@ def check_outputs_once(system: System, storage: BlobStorage, test_uuid: str, cli
     assert len(set(run_ids)) == len(run_ids)
     with system.database.transaction() as session:
         booked = list(session.scalars(select(ScheduledRun).where(ScheduledRun.test_uuid == test_uuid)))
-        commands = [
-            json.loads(m.payload)
-            for m in session.scalars(select(OutboxMessage).where(OutboxMessage.topic.like("benches/%/commands")))
-        ]
     assert sorted(b.run_id for b in booked) == sorted(run_ids), "every designed run booked exactly once"
     assert all(b.dispatched_at is not None for b in booked), "every run dispatched"
-    keys_of_request = {b.idempotency_key for b in booked}
-    physical = Counter(c["idempotency_key"] for c in commands if c["idempotency_key"] in keys_of_request)
     queued = client.list_workflows(
         workflow_id_prefix=durable.workflow_id(test_uuid) + ":", load_input=False, load_output=False
     )
-    virtual = Counter(w.workflow_id for w in queued)
-    for b in booked:
-        if b.bench_kind == "physical":
-            assert physical[b.idempotency_key] == 1 and virtual[b.idempotency_key] == 0, b.run_id
-        else:
-            assert virtual[b.idempotency_key] == 1 and physical[b.idempotency_key] == 0, b.run_id
-            assert queued[[w.workflow_id for w in queued].index(b.idempotency_key)].queue_name == queues.bench_queue(
-                b.bench
-            )
+    handed = Counter(w.workflow_id for w in queued)
+    kinds: Counter[str] = Counter()
+    for b in booked:  # each run queued once on its bench's queue, as its bench kind's run workflow
+        assert handed[b.idempotency_key] == 1, b.run_id
+        workflow = queued[[w.workflow_id for w in queued].index(b.idempotency_key)]
+        assert workflow.queue_name == queues.bench_queue(b.bench), b.run_id
+        wanted = queues.PHYSICAL_RUN_WORKFLOW if b.bench_kind == "physical" else queues.VIRTUAL_RUN_WORKFLOW
+        assert workflow.name == wanted, b.run_id
+        kinds[b.bench_kind] += 1
     moves = Counter((a, b) for a, b, _ in facts["transitions"])
     for move in (("ModelRequested", "ModelReady"), ("ModelReady", "DoeComplete"), ("DoeComplete", "ScheduleReady")):
         assert moves[move] == 1, f"{move} recorded {moves[move]} times: {facts['transitions']}"
-    return {"runs": len(run_ids), "physical": sum(physical.values()), "virtual": sum(virtual.values())}
+    return {"runs": len(run_ids), "physical": kinds["physical"], "virtual": kinds["virtual"]}

@@ -125,7 +125,7 @@ def send_step(order: dict[str, Any], command: str, command_id: str, expected: st
         reason=reason,
     )
     with ctx.database.transaction() as session:
-        outbox.enqueue(session, ctx.topics.bench_commands(order["bench"]), message, qos=1)
+        outbox.enqueue(session, f"benches/{order['bench']}/commands", message, qos=1)
 
 
 def command(order: dict[str, Any], name: str, expected: str, reason: str | None = None) -> dict[str, Any] | None:
@@ -227,7 +227,10 @@ def collect_step(order: dict[str, Any], ending: dict[str, Any]) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="physical-", dir=spool) as local:
         path = Path(local) / RESULTS_FILE
         run = {"status": status, "end_cause": end_cause, "reason": reason, "samples": got.records}
-        results.write_parquet(path, got.columns, got.units, run_id=run_id, parameters=order.get("values"), run=run)
+        # The results file's time axis is the test time (a virtual run's is the simulated time).
+        columns = {"time": got.columns[samples.TIME_COLUMN], **got.columns}
+        units = {"time": "s", **got.units}
+        results.write_parquet(path, columns, units, run_id=run_id, parameters=order.get("values"), run=run)
         if got.records:
             document.update(results.summarize_file(path))
             try:

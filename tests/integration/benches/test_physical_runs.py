@@ -1,0 +1,202 @@
+"""Physical runs through the LIMS's bench gateway, against ``fastlims bench emulate`` in its own
+process on a real broker (embedded amqtt and Mosquitto): the run workflow loads and starts the
+run, the gateway stores each sample once and the run's end lands in the same results, outcomes
+and request status as a virtual run's. Faults end in a moved run or a clear ``Failed``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from fastlims.benches import registry
+from fastlims.bootstrap import System
+from fastlims.pipeline import durable
+from fastlims.pipeline.context import QueuedRun
+from fastlims.pipeline.engine import ClientDispatcher
+from fastlims.pipeline.steps import run_order
+from fastlims.procedures.runfile import RunProcedure
+from fastlims.requests import service as requests
+from fastlims.requests.states import Status
+from fastlims.runs import events as run_events
+from fastlims.runs import queues, samples
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import Channel, ScheduledRun
+from fastlims.runs.results import read_parquet
+from fastlims.timeutil import utcnow
+from tests.bench_helpers import BenchBroker, EmulatorProcess, capacity_run_file, start_bench_broker, start_emulator
+from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_pipeline
+from tests.integration.pipeline.helpers import ROUND_THE_CLOCK, new_request, wait_for
+from tests.mqtt_helpers import RunningServices
+
+BENCHES = {"rig-1": secrets.token_urlsafe(12), "rig-2": secrets.token_urlsafe(12)}
+RIG = registry.Ratings(max_current_A=50.0, max_voltage_V=10.0, min_voltage_V=0.0, temperature_chamber=True)
+
+
+@pytest.fixture
+def backend() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[BenchBroker]:
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    running = start_bench_broker(request.param, folder, sqlite_template, BENCHES)
+    yield running
+    running.close()
+
+
+@dataclass
+class Lab:
+    pipeline: Pipeline
+    broker: BenchBroker
+    services: RunningServices
+    emulators: list[EmulatorProcess] = field(default_factory=list)
+
+    @property
+    def system(self) -> System:
+        return self.pipeline.system
+
+    def emulate(self, name: str, *arguments: str) -> EmulatorProcess:
+        process = start_emulator(self.broker, name, BENCHES[name], "--speed", "1000", *arguments)
+        self.emulators.append(process)
+        wait_for(lambda: self.bench_state(name) not in (None, "offline"), 30, f"{name} to come online")
+        return process
+
+    def bench_state(self, name: str) -> str | None:
+        from fastlims.benches.gateway.models import BenchLiveState
+
+        with self.system.database.transaction() as session:
+            row = session.get(BenchLiveState, name)
+            return row.state if row is not None else None
+
+    def request(self, bench: str = "rig-1", run_file: RunProcedure | None = None) -> tuple[str, str]:
+        """A ScheduleReady request with one run booked on ``bench`` now, queued as the pipeline's
+        dispatch queues it; returns its test_UUID and run id."""
+        uuid = new_request(self.system, "Physical")
+        folder = f"requests/{uuid}"
+        procedure_key = f"{folder}/procedures/run.json"
+        self.pipeline.storage.put(procedure_key, (run_file or capacity_run_file()).to_json().encode())
+        workflow = durable.workflow_id(uuid)
+        run_id = durable.global_run_id(uuid, "run-001")
+        now = utcnow()
+        with self.system.database.transaction() as session:
+            request = requests.get_by_uuid(session=session, test_uuid=uuid)
+            request.simulation_folder = folder
+            for target in (Status.ModelReady, Status.DoeComplete, Status.ScheduleReady):
+                requests.change_status(session=session, request=request, target=target, actor="test")
+            row = ScheduledRun(
+                run_id=run_id, request_id=request.id, test_uuid=uuid, workflow_id=workflow, design_run_id="run-001",
+                bench=bench, bench_kind="physical", start_at=now, end_at=now + timedelta(hours=4), test_start_at=now,
+                parameters_json="{}", values_json=json.dumps({"C_rate": 0.33}), procedure_key=procedure_key,
+                idempotency_key=durable.idempotency_key(workflow, run_id), channel=Channel.mqtt.value,
+                state=RunState.dispatched.value, dispatched_at=now,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            order = run_order(row, {"simulation_folder": folder})
+        ClientDispatcher(self.pipeline.engine).enqueue(
+            [QueuedRun(queues.bench_queue(bench), order["idempotency_key"], order, 0.0, queues.PHYSICAL_RUN_WORKFLOW)]
+        )
+        return uuid, run_id
+
+    def reason(self, uuid: str) -> str | None:
+        with self.system.database.transaction() as session:
+            return requests.get_by_uuid(session=session, test_uuid=uuid).failure_reason
+
+    def status(self, uuid: str) -> Status:
+        with self.system.database.transaction() as session:
+            return Status(requests.get_by_uuid(session=session, test_uuid=uuid).status)
+
+    def ended(self, uuid: str, timeout_s: float = 60) -> Status:
+        return wait_for(
+            lambda: s if (s := self.status(uuid)) in (Status.Completed, Status.Failed) else None,
+            timeout_s,
+            f"request {uuid} to end",
+        )
+
+    def run(self, run_id: str) -> ScheduledRun:
+        with self.system.database.transaction() as session:
+            row = session.scalar(select(ScheduledRun).where(ScheduledRun.run_id == run_id))
+            assert row is not None
+            session.expunge(row)
+            return row
+
+
+@pytest.fixture
+def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:
+    username, password = broker.lab_identity
+    from pydantic import SecretStr
+
+    pipeline = start_pipeline(
+        system,
+        doe_runs=None,
+        mqtt_url=f"mqtt://127.0.0.1:{broker.port}",
+        mqtt_username=username,
+        mqtt_password=SecretStr(password),
+        bench_command_timeout_s=1.5,
+        bench_command_retries=1,
+        bench_offline_grace_s=3.0,
+    )
+    with pipeline.system.database.transaction() as session:
+        for name in BENCHES:  # rig-1 is the pipeline fixture's; both get an emulator's ratings
+            if name == "rig-1":
+                registry.update(session=session, name=name, changes=dataclasses.asdict(RIG))
+            else:
+                registry.add(session=session, name=name, kind="physical", calendar=ROUND_THE_CLOCK, ratings=RIG)
+    gateway = next(s for s in pipeline.system.services if s.name == "bench-gateway")
+    relay = next(s for s in pipeline.system.services if s.name == "mqtt-messaging")
+    services = RunningServices(pipeline.system, [relay, gateway])
+    services.start()
+    worker = pipeline.system.bench_worker
+    assert worker is not None
+    worker.attach(None)  # listen to the bench queues (physical ones included)
+    running = Lab(pipeline, broker, services)
+    try:
+        yield running
+    finally:
+        for emulator in running.emulators:
+            emulator.terminate()
+        worker.detach()
+        services.stop()
+        stop_pipeline(pipeline)
+
+
+def test_a_physical_capacity_run_completes_with_every_sample_once(lab: Lab) -> None:
+    lab.emulate("rig-1")
+    watcher = lab.broker.lab_peer()
+    assert watcher.subscribe("fastest/v1/benches/rig-1/runs/#") == [1]
+    uuid, run_id = lab.request()
+    assert lab.ended(uuid) is Status.Completed, lab.reason(uuid)
+    run = lab.run(run_id)
+    assert run.state == "completed" and run.end_cause == "procedure_complete" and run.bench == "rig-1"
+    with lab.system.database.transaction() as session:
+        got = samples.assemble(session, run_id)
+        said = [e["event"] for e in run_events.of_run(session, run_id)]
+    assert got.gaps == [] and got.duplicates == 0 and got.records > 100
+    assert said[0] == "started" and said[-1] == "completed" and "step_ended" in said
+    current, voltage = got.columns["Current / A"], got.columns["Voltage / V"]
+    assert current.min() == pytest.approx(-5.0 / 3, rel=0.02)  # C/3 of a 5 Ah cell, discharge negative
+    assert voltage.min() == pytest.approx(2.5, abs=0.02) and voltage.min() > 0  # down to the cut-off, no further
+    outcomes = json.loads(run.outcomes_json or "{}")
+    time_s = got.columns["Test Time / s"]
+    discharged = float(-(current[:-1] * (time_s[1:] - time_s[:-1]))[current[:-1] < 0].sum() / 3600.0)
+    assert outcomes["discharge_capacity_Ah"] == pytest.approx(discharged, rel=0.02)  # from the samples stored
+    assert 1.5 < outcomes["discharge_capacity_Ah"] < 3.0  # the emulated cell starts half full
+    stored = read_parquet(lab.pipeline.storage.get(f"requests/{uuid}/simulation-results/{run_id}/results.parquet"))
+    assert len(stored.columns["Voltage / V"]) == got.records
+    # An independent subscriber saw the same records the LIMS stored, numbered without gaps.
+    seen = watcher.messages_until(
+        lambda got_: any(t.endswith("/events") and m.get("event") == "completed" for t, m in got_), timeout=10
+    )
+    batches = sorted((m["record_index"], len(m["timestamps"])) for t, m in seen if t.endswith("/metrics"))
+    assert batches and batches[0][0] == 0
+    assert sum(n for _, n in {i: n for i, n in batches}.items()) == got.records

@@ -14,8 +14,6 @@ import re
 
 from sqlalchemy.engine import make_url
 
-# Dispatch (steps.dispatch) names a virtual bench's queue as ``durable.bench_queue``.
-from fastlims.runs.queues import bench_queue as bench_queue
 
 #: Bumped whenever the workflow's sequence of steps changes incompatibly: a pending workflow
 #: recorded under one sequence must not be replayed by code with another. A redeploy that keeps

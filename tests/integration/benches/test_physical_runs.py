@@ -200,3 +200,71 @@ def test_a_physical_capacity_run_completes_with_every_sample_once(lab: Lab) -> N
     batches = sorted((m["record_index"], len(m["timestamps"])) for t, m in seen if t.endswith("/metrics"))
     assert batches and batches[0][0] == 0
     assert sum(n for _, n in {i: n for i, n in batches}.items()) == got.records
+
+
+def test_a_bench_that_never_answers_loses_the_run_to_another_bench(lab: Lab) -> None:
+    lab.emulate("rig-1", "--fault", "never-answer")
+    lab.emulate("rig-2")
+    uuid, run_id = lab.request("rig-1")
+    assert lab.ended(uuid) is Status.Completed, lab.reason(uuid)
+    run = lab.run(run_id)
+    assert run.bench == "rig-2" and run.state == "completed"
+    assert "moved from rig-1: bench rig-1 did not answer load" in (run.reason or "") or run.reason is None
+    with lab.system.database.transaction() as session:
+        moves = [
+            (e.from_value, e.to_value, e.reason)
+            for e in requests.get_by_uuid(session=session, test_uuid=uuid).events
+            if e.kind == "run"
+        ]
+        got = samples.assemble(session, run_id)
+    assert moves and moves[0][:2] == ("rig-1", "rig-2") and "did not answer load" in moves[0][2]
+    assert got.gaps == [] and got.records > 100
+
+
+def test_a_bench_that_rejects_with_no_other_bench_fails_the_request_saying_why(lab: Lab) -> None:
+    lab.emulate("rig-1", "--fault", "reject")
+    uuid, run_id = lab.request("rig-1")
+    assert lab.ended(uuid) is Status.Failed
+    reason = lab.reason(uuid) or ""
+    assert "bench rig-1 rejected load:" in reason and "no other online bench covers the run" in reason
+    assert lab.run(run_id).state == "failed"
+
+
+def test_a_safety_trip_fails_the_run_with_the_limit_and_keeps_its_samples(lab: Lab) -> None:
+    lab.emulate("rig-1", "--fault", "trip-safety")
+    uuid, run_id = lab.request("rig-1")
+    assert lab.ended(uuid) is Status.Failed
+    run = lab.run(run_id)
+    assert run.end_cause == "safety_limit", run.reason
+    assert "V" in (run.reason or "")  # names the limit and the value
+    with lab.system.database.transaction() as session:
+        got = samples.assemble(session, run_id)
+    assert got.records > 0 and got.gaps == []
+
+
+def test_a_bench_that_goes_offline_mid_run_interrupts_it_and_the_samples_so_far_are_kept(lab: Lab) -> None:
+    lab.emulate("rig-1", "--fault", "offline-after=3")
+    uuid, run_id = lab.request("rig-1")
+    assert lab.ended(uuid) is Status.Failed
+    run = lab.run(run_id)
+    assert run.end_cause == "interrupted" and "went offline mid-run" in (run.reason or ""), run.reason
+    with lab.system.database.transaction() as session:
+        got = samples.assemble(session, run_id)
+    assert got.records > 0 and got.gaps == []
+    stored = read_parquet(lab.pipeline.storage.get(f"requests/{uuid}/simulation-results/{run_id}/results.parquet"))
+    assert len(stored.columns["Voltage / V"]) == got.records  # what was measured is in the results
+
+
+def test_a_lims_restart_mid_run_loses_and_duplicates_no_sample(lab: Lab) -> None:
+    lab.emulate("rig-1", "--speed", "300")  # the run's 2.5 test hours last about 30 s
+    uuid, run_id = lab.request("rig-1")
+    wait_for(lambda: lab.run(run_id).state == "running", 30, "the run to start")
+    lab.services.stop()  # the LIMS's MQTT side goes away mid-run (its sessions stay on the broker)
+    lab.services = RunningServices(
+        lab.system, [s for s in lab.system.services if s.name in ("mqtt-messaging", "bench-gateway")]
+    )
+    lab.services.start()
+    assert lab.ended(uuid, timeout_s=90) is Status.Completed, lab.reason(uuid)
+    with lab.system.database.transaction() as session:
+        got = samples.assemble(session, run_id)
+    assert got.gaps == [] and got.duplicates == 0 and got.records > 1000

@@ -204,20 +204,25 @@ class BenchGateway:
     # --- runs ----------------------------------------------------------------------------------
 
     def run_of(self, bench: str, run_id: str) -> RunRef:
-        """The run, if it is dispatched to ``bench``; else :class:`Refused`."""
+        """The run, if it is booked on ``bench``; else :class:`Refused`. A cached booking that
+        names another bench is read again first (the run may have moved to this one)."""
         ref = self._runs.get(run_id)
-        if ref is None:
-            with self.database.transaction() as session:
-                row = session.scalar(select(ScheduledRun).where(ScheduledRun.run_id == run_id))
-                if row is None:
-                    raise Refused(f"no run {run_id!r} is dispatched to bench {bench!r}")
-                partner = self.partner_of(session, row.test_uuid) if self.partner_of else None
-                ref = RunRef(row.run_id, row.bench, row.idempotency_key, row.test_uuid, partner)
-            if len(self._runs) > 10_000:
-                self._runs.clear()
-            self._runs[run_id] = ref
+        if ref is None or ref.bench != bench:
+            ref = self._read(bench, run_id)
         if ref.bench != bench:
             raise Refused(f"run {run_id!r} is booked on bench {ref.bench!r}, not on {bench!r}")
+        return ref
+
+    def _read(self, bench: str, run_id: str) -> RunRef:
+        with self.database.transaction() as session:
+            row = session.scalar(select(ScheduledRun).where(ScheduledRun.run_id == run_id))
+            if row is None:
+                raise Refused(f"no run {run_id!r} is dispatched to bench {bench!r}")
+            partner = self.partner_of(session, row.test_uuid) if self.partner_of else None
+            ref = RunRef(row.run_id, row.bench, row.idempotency_key, row.test_uuid, partner)
+        if len(self._runs) > 10_000:
+            self._runs.clear()
+        self._runs[run_id] = ref
         return ref
 
     def forget(self, run_id: str) -> None:

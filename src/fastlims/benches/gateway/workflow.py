@@ -165,7 +165,7 @@ def reschedule_step(order: dict[str, Any], reason: str) -> dict[str, Any]:
             break
         if chosen is None:
             return {"bench": None, "tried": tried}
-        key = f"{order['idempotency_key'].split('~')[0]}~{len(tried)}"
+        key = f"{order['idempotency_key'].split(':moved-')[0]}:moved-{len(tried)}"  # a new workflow id
         lead = _parse_time(order["scheduled_start"]) - _parse_time(order["bench_start"])
         row = session.query(ScheduledRun).filter(ScheduledRun.run_id == order["run_id"]).one()
         row.bench, row.start_at, row.end_at = chosen, now, now + length

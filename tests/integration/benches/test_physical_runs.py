@@ -166,7 +166,7 @@ def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:
         for emulator in running.emulators:
             emulator.terminate()
         worker.detach()
-        services.stop()
+        running.services.stop()  # the test may have restarted them
         stop_pipeline(pipeline)
 
 

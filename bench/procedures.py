@@ -175,7 +175,8 @@ def end_to_end(steps: int, repeats: int, work: Path) -> dict[str, Any]:
     from fastlims.db import migrate
     from fastlims.messaging.models import MqttRole
     from fastlims.peers.fmus import build_fmu
-    from fastlims.pipeline.models import RunState, ScheduledRun
+    from fastlims.runs.lifecycle import RunState
+    from fastlims.runs.models import ScheduledRun
 
     password = secrets.token_urlsafe(12)
     mosquitto = start_mosquitto({"lims": (password, MqttRole.lims), "watcher": (password, MqttRole.lims)}, "fastest/v1")

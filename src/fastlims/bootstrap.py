@@ -53,6 +53,7 @@ from fastlims.pipeline.engine import PipelineEngine
 from fastlims.pipeline.service import PipelineService
 from fastlims.requests import models as request_models
 from fastlims.requests.handshake import DigitalTwinHandshake
+from fastlims.runs import models as runs_models
 from fastlims.system import BackgroundService, System
 from fastlims.users import models as user_models
 
@@ -72,6 +73,7 @@ _MODEL_MODULES = (
     messaging_models,
     pipeline_models,
     request_models,
+    runs_models,
     user_models,
 )
 

@@ -17,7 +17,8 @@ One run, step by step (each a DBOS step; a finished step never runs again after 
    ``simulation-results/<run_id>/`` under fixed names, each written whole (a re-run overwrites);
 4. ``record``: the run's state and summary (``TestMetricsJson`` keyed by run id,
    ``SimulationResultsPath``), then the request: any failed run → Failed with its reason; every
-   run completed → SimulationComplete → Completed. One writer per request at a time (a lock row).
+   run completed → SimulationComplete → Completed (:func:`fastlims.runs.service.run_ended`, where
+   the physical bench gateway records its runs too).
 
 Concurrency: each bench queue runs one run at a time (across processes); a process runs at most
 ``FASTLIMS_VIRTUAL_BENCH_CONCURRENCY`` simulations at once (default: its cores).
@@ -49,28 +50,26 @@ from sqlalchemy import select, update
 
 from fastlims.config import Settings
 from fastlims.contexts import Slot
-from fastlims.db import locks
 from fastlims.db.engine import Database
 from fastlims.intake.service import Intake
 from fastlims.intake.storage import BlobStorage
 from fastlims.messaging.schemas import RunEvent, seed_time
 from fastlims.messaging.topics import Topics
-from fastlims.pipeline import durable
-from fastlims.pipeline.models import RunState, ScheduledRun
-from fastlims.pipeline.run_lifecycle import run_started
 from fastlims.procedures.runfile import RunFileError, RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
-from fastlims.requests.states import TERMINAL, Status
+from fastlims.requests.states import Status
+from fastlims.runs import queues
+from fastlims.runs import service as runs
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import ScheduledRun
+from fastlims.runs.results import RESULTS_FILE, SUMMARY_FILE
 from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 ACTOR = "virtual-bench"
-RESULTS_FILE = "results.parquet"
-SUMMARY_FILE = "summary.json"
 DEFAULT_STEP_S = 1.0
-_FINISHED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.value)
 # How a run ended, in the runs API's words (the co-simulation's causes folded into them).
 _END_CAUSES = {"crash": "error", "nan": "error", "callback": "error", "invalid": "error", "missing": "error",
                "sandbox": "error"}  # fmt: skip
@@ -178,14 +177,9 @@ def _status(ctx: BenchContext, test_uuid: str) -> Status:
         return Status(requests.get_by_uuid(session=session, test_uuid=test_uuid).status)
 
 
-def _set_run_state(ctx: BenchContext, run_id: str, state: str) -> None:
+def _set_run_state(ctx: BenchContext, run_id: str, state: RunState) -> None:
     with ctx.database.transaction() as session:
-        session.execute(
-            update(ScheduledRun)
-            .where(ScheduledRun.run_id == run_id, ScheduledRun.state.not_in(_FINISHED))
-            .values(state=state)
-            .execution_options(synchronize_session=False)
-        )
+        runs.set_state(session=session, run_id=run_id, target=state)
 
 
 def start_step(order: dict[str, Any]) -> dict[str, Any]:
@@ -193,11 +187,11 @@ def start_step(order: dict[str, Any]) -> dict[str, Any]:
     ctx = context()
     status = _status(ctx, order["test_UUID"])
     if status in (Status.Cancelled, Status.Failed, Status.Completed):
-        _set_run_state(ctx, order["run_id"], RunState.cancelled.value)
+        _set_run_state(ctx, order["run_id"], RunState.cancelled)
         ctx.event(order, "cancelled", reason=f"the request is {status.name}")
         return {"go": False, "reason": f"the request is {status.name}"}
     with ctx.database.transaction() as session:
-        run = run_started(session=session, run_id=order["run_id"], actor=ACTOR)
+        run = runs.run_started(session=session, run_id=order["run_id"], actor=ACTOR)
         started = run.started_at.isoformat() if run.started_at else utcnow().isoformat()
     ctx.event(order, "started")
     return {"go": True, "started_at": started}
@@ -228,11 +222,12 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
     """Run the run's procedure in closed loop on the FMUs, in the sandbox, and store its results;
     returns the outcome (small JSON). A run without a procedure is refused: there is no open-loop
     run to a nominal duration. The samples go from the child to the Parquet file batch by batch."""
-    from fastlims.benches import results, sandboxing
+    from fastlims.benches import sandboxing
     from fastlims.benches.cosim import CosimError, SimulationSpec, load_system, run_in_subprocess
     from fastlims.benches.cosim.spec import ProcedureRun
     from fastlims.intake import files, ports
     from fastlims.procedures.compiler import compile_procedure
+    from fastlims.runs import results
 
     ctx = context()
     settings = ctx.settings
@@ -348,8 +343,8 @@ def simulate_step(order: dict[str, Any]) -> dict[str, Any]:
 def _outcomes(path: Path, result: Any, run: RunProcedure, run_id: str) -> dict[str, Any]:
     """The procedure's steps, cycles and outcomes, from the columns they need (read back from the
     results file: the run's other signals stay on disk)."""
-    from fastlims.benches import results
     from fastlims.procedures.outcomes import USED, OutcomeError, summarise
+    from fastlims.runs import results
 
     summary: dict[str, Any] = {"steps": [], "cycles": [], "outcomes": {}}
     if result.rows:
@@ -409,11 +404,11 @@ class _Tracker:
 
 
 def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-    """The run's state and summary; then the request's status when this run decides it."""
+    """The run's state and summary; then the request's status when this run decides it
+    (:func:`fastlims.runs.service.run_ended`); then the run's final event."""
     ctx = context()
     run_id, uuid = order["run_id"], order["test_UUID"]
     status = outcome["status"]
-    state = {"completed": RunState.completed, "cancelled": RunState.cancelled}.get(status, RunState.failed).value
     summary = None
     if outcome.get("summary"):
         with contextlib.suppress(FileNotFoundError, ValueError):
@@ -421,56 +416,12 @@ def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any
             for detail in ("steps", "cycles"):  # in the summary file and the runs API, not the request row
                 summary.pop(detail, None)
     end_cause = _END_CAUSES.get(outcome.get("end_cause") or "", outcome.get("end_cause"))
-    final = None
+    ended = runs.RunOutcome.from_mapping({**outcome, "end_cause": end_cause})
     with ctx.database.transaction() as session:
-        locks.hold(session, f"virtual-run:{uuid}")  # one writer of this request's metrics at a time
-        session.execute(
-            update(ScheduledRun)
-            .where(ScheduledRun.run_id == run_id)
-            .values(
-                state=state,
-                ended_at=utcnow(),
-                end_cause=end_cause if state != RunState.cancelled.value else "cancelled",
-                reason=outcome.get("reason") or None,
-                outcomes_json=json.dumps(outcome.get("outcomes") or {}, allow_nan=False, default=str),
-                fmu_set=order.get("fmu_set"),
-                simulated_seconds=outcome.get("simulated_s"),
-                wall_seconds=outcome.get("wall_s"),
-            )
-            .execution_options(synchronize_session=False)
-        )
-        request = requests.get_by_uuid(session=session, test_uuid=uuid)
-        metrics = json.loads(request.test_metrics_json) if request.test_metrics_json else {}
-        if not isinstance(metrics, dict):
-            metrics = {"previous": metrics}
-        metrics[run_id] = {
-            **(summary or {}),
-            "status": status,
-            "reason": outcome.get("reason") or None,
-            "results": outcome.get("results"),
-        }
-        request.test_metrics_json = json.dumps(metrics, allow_nan=False, default=str)
-        request.simulation_results_path = f"{order['results_folder'].rstrip('/').rsplit('/', 1)[0]}/"
-        current = Status(request.status)
-        if current not in TERMINAL:
-            if status == "failed":
-                requests.change_status(
-                    session=session, request=request, target=Status.Failed, actor=ACTOR, expected=current,
-                    reason=f"run {run_id} failed: {outcome.get('reason')}"[:4000],
-                )  # fmt: skip
-            elif status == "completed":
-                states = list(session.scalars(select(ScheduledRun.state).where(ScheduledRun.test_uuid == uuid)))
-                if states and all(s == RunState.completed.value for s in states) and current is Status.Running:
-                    request.simulation_progress = 100
-                    requests.change_status(
-                        session=session, request=request, target=Status.SimulationComplete, actor=ACTOR,
-                        expected=Status.Running, reason=f"all {len(states)} run(s) completed",
-                    )  # fmt: skip
-                    requests.change_status(
-                        session=session, request=request, target=Status.Completed, actor=ACTOR,
-                        expected=Status.SimulationComplete, reason=f"results in {request.simulation_results_path}",
-                    )  # fmt: skip
-        final = Status(request.status).name
+        final = runs.run_ended(
+            session, run_id=run_id, test_uuid=uuid, outcome=ended, actor=ACTOR,
+            results_folder=order["results_folder"], summary=summary, fmu_set=order.get("fmu_set"),
+        )  # fmt: skip
     event = {"completed": "completed", "cancelled": "cancelled"}.get(status, "failed")
     ctx.event(order, event, 100.0 if status == "completed" else 0.0, outcome.get("reason") or None)
     return {"run_id": run_id, "status": status, "request_status": final}
@@ -480,7 +431,7 @@ def _step(name: str, function: Callable[..., Any], *args: Any) -> Any:
     return DBOS.run_step({"name": f"virtual.{name}"}, function, *args)
 
 
-@DBOS.workflow(name=durable.VIRTUAL_RUN_WORKFLOW)
+@DBOS.workflow(name=queues.VIRTUAL_RUN_WORKFLOW)
 def virtual_run(order: dict[str, Any]) -> dict[str, Any]:
     """One virtual run (``order``: :func:`fastlims.pipeline.steps.run_order`); returns its outcome."""
     scheduled = _parse_time(order.get("scheduled_start") or order["bench_start"])

@@ -28,7 +28,7 @@ from fastlims.benches import registry
 from fastlims.benches.virtual import BenchContext, Publisher, concurrency
 from fastlims.config import Settings
 from fastlims.db.engine import Database
-from fastlims.pipeline import durable
+from fastlims.runs import queues
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def bench_queues(database: Database, settings: Settings) -> list[str]:
     with database.transaction() as session:
         named = [r.name for r in registry.get_all(session=session) if r.kind == registry.Kind.virtual]
     names = named or registry.default_virtual_names(settings.pipeline_virtual_benches)
-    return [durable.bench_queue(name) for name in names]
+    return [queues.bench_queue(name) for name in names]
 
 
 def listen(engine: QueueHost, queues: list[str]) -> None:

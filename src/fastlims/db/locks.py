@@ -3,8 +3,8 @@ alike.
 
 ``hold(session, name)`` first thing in a transaction makes every other transaction that holds
 the same name wait until this one ends: it updates the name's row (a row lock on PostgreSQL, the
-database write lock on SQLite). The pipeline books benches under ``bench-bookings``; the virtual
-bench records a request's runs under ``virtual-run:<test_UUID>``.
+database write lock on SQLite). The pipeline books benches under ``bench-bookings``; the runs
+capability records the end of a request's runs under ``run-record:<test_UUID>``.
 """
 
 from __future__ import annotations

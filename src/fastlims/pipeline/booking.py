@@ -25,10 +25,11 @@ from fastlims.intake import files
 from fastlims.pipeline import durable, plan, procedure
 from fastlims.pipeline.context import ACTOR, Metadata, StepContext, read_json, request_of, still_active
 from fastlims.pipeline.errors import PermanentError
-from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import Status
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import Channel, ScheduledRun
 from fastlims.scheduling import (
     Bench,
     InfeasibleError,

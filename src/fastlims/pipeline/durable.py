@@ -1,6 +1,7 @@
 """Pure names and addresses of the durable-workflow engine: the DBOS system database URL, the
-pinned application version, this process's executor id, workflow ids, idempotency keys, and
-the queue and workflow names under which dispatch hands runs to the virtual benches.
+pinned application version, this process's executor id, workflow ids and idempotency keys. The
+queue and workflow names under which dispatch hands runs to the benches are
+:mod:`fastlims.runs.queues` (the benches use them too, and import nothing of the pipeline).
 
 No I/O: everything is derived from the settings' values, so a test or the CLI can compute the
 same names as the running process.
@@ -13,6 +14,9 @@ import re
 
 from sqlalchemy.engine import make_url
 
+# Dispatch (steps.dispatch) names a virtual bench's queue as ``durable.bench_queue``.
+from fastlims.runs.queues import bench_queue as bench_queue
+
 #: Bumped whenever the workflow's sequence of steps changes incompatibly: a pending workflow
 #: recorded under one sequence must not be replayed by code with another. A redeploy that keeps
 #: the package version and this tag recovers every pending workflow.
@@ -23,13 +27,6 @@ APPLICATION_NAME = "fastlims"
 
 #: The queue every pipeline workflow runs from; any process that launched the engine takes work.
 PIPELINE_QUEUE = "pipeline"
-
-#: Queue of one virtual bench: ``bench-<name>``; its consumer (the virtual bench worker) runs
-#: :data:`VIRTUAL_RUN_WORKFLOW` for each run handed to it.
-BENCH_QUEUE_PREFIX = "bench-"
-
-#: The workflow name virtual runs are enqueued under (implemented by the virtual bench worker).
-VIRTUAL_RUN_WORKFLOW = "fastlims.benches.virtual_run"
 
 #: The workflow name of the per-request pipeline.
 PIPELINE_WORKFLOW = "fastlims.pipeline.request"
@@ -58,11 +55,6 @@ def global_run_id(test_uuid: str, design_run_id: str) -> str:
 def idempotency_key(workflow: str, run_id: str) -> str:
     """What the bench queue and physical benches de-duplicate a dispatched run on."""
     return f"{workflow}:{run_id}"
-
-
-def bench_queue(bench: str) -> str:
-    """The work queue of virtual bench ``bench``: where dispatch puts its runs."""
-    return f"{BENCH_QUEUE_PREFIX}{bench}"
 
 
 def application_version(package_version: str, pinned: str | None = None) -> str:

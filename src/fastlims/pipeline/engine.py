@@ -46,6 +46,7 @@ from fastlims.pipeline.models import Executor
 from fastlims.pipeline.pause import PausePoints
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import Status
+from fastlims.runs import queues
 from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class ClientDispatcher:
         with client._sys_db.engine.begin() as connection:  # noqa: SLF001
             for run in runs:
                 options = EnqueueOptions(
-                    workflow_name=durable.VIRTUAL_RUN_WORKFLOW,
+                    workflow_name=queues.VIRTUAL_RUN_WORKFLOW,
                     queue_name=run.queue,
                     workflow_id=run.key,
                     app_version=self.engine.identity.application_version,

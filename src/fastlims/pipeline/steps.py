@@ -40,9 +40,10 @@ from fastlims.pipeline.context import (
     still_active,
 )
 from fastlims.pipeline.errors import PermanentError, Stopped, TransientError
-from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.requests import service as requests
 from fastlims.requests.states import TERMINAL, IllegalTransition, Status
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import Channel, ScheduledRun
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from fastlims import __version__
 from fastlims.benches.registry_routes import router as benches_router
-from fastlims.benches.routes import router as results_router
 from fastlims.catalog.routes import router as catalog_router
 from fastlims.catalog.routes import schemas_router as catalog_schemas_router
 from fastlims.intake.routes import router as intake_router
 from fastlims.messaging.routes import router as messaging_router
 from fastlims.requests.routes import router as requests_router
+from fastlims.runs.routes import router as results_router
 from fastlims.system import System
 from fastlims.users.routes import router as users_router
 from fastlims.users.throttle import LoginThrottle, ThrottlePolicy

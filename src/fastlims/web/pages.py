@@ -16,7 +16,6 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from fastlims.benches import sandboxing
-from fastlims.benches.runs import service as runs_service
 from fastlims.catalog import service as catalog
 from fastlims.deps import DbSession, Parts, SystemDep
 from fastlims.intake.deps import IntakeDep
@@ -24,6 +23,7 @@ from fastlims.intake.service import Intake
 from fastlims.requests import service as requests_service
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import CANCELLABLE, TERMINAL, Status
+from fastlims.runs import queries as runs_service
 from fastlims.timeutil import format_local
 from fastlims.users import service as users
 from fastlims.web import run_views
@@ -350,7 +350,7 @@ def _gantt_of(intake: Intake, item: Any) -> str | None:
 def run_results_csv(
     request_number: str, run_id: str, session: DbSession, user: PageUser, intake: IntakeDep
 ) -> Response:
-    from fastlims.benches.routes import results_csv_response
+    from fastlims.runs.routes import results_csv_response
 
     try:
         item = requests_service.get_for(session=session, request_number=request_number, user=user)

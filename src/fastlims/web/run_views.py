@@ -12,11 +12,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from fastlims.benches.runs import plots
-from fastlims.benches.runs import service as runs
-from fastlims.benches.runs.schemas import RunOut, Verdict
 from fastlims.intake.service import Intake
 from fastlims.requests.models import TestRequest
+from fastlims.runs import plots
+from fastlims.runs import queries as runs
+from fastlims.runs.schemas import RunOut, Verdict
 
 log = logging.getLogger(__name__)
 

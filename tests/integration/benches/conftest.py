@@ -21,7 +21,6 @@ from fastlims.messaging.models import MqttRole
 from fastlims.pipeline import durable
 from fastlims.pipeline.context import VirtualRun
 from fastlims.pipeline.engine import ClientDispatcher
-from fastlims.pipeline.models import Channel, RunState, ScheduledRun
 from fastlims.pipeline.steps import run_order
 from fastlims.procedures.estimate import expected_duration_s
 from fastlims.procedures.resolve import resolve
@@ -29,6 +28,9 @@ from fastlims.procedures.runfile import RunProcedure
 from fastlims.procedures.text import load
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
+from fastlims.runs import queues
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import Channel, ScheduledRun
 from fastlims.timeutil import utcnow
 from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_pipeline
 from tests.integration.pipeline.helpers import INTERCONNECTION, new_request
@@ -152,7 +154,7 @@ class Bench:
             session.flush()
             queued = [
                 VirtualRun(
-                    queue=durable.bench_queue(r.bench),
+                    queue=queues.bench_queue(r.bench),
                     key=r.idempotency_key,
                     order={**run_order(r, meta), **order_extra},
                     delay_s=0.0,

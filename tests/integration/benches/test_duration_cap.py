@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastlims.benches import results
 from fastlims.benches.sandboxing import duration_cap
 from fastlims.config import Settings
-from fastlims.pipeline.models import RunState
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
+from fastlims.runs import results
+from fastlims.runs.lifecycle import RunState
 from tests.integration.benches.conftest import Bench, runs_of
 from tests.integration.pipeline.helpers import wait_status
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from fastlims.benches.runs import plots
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
+from fastlims.runs import plots
 from fastlims.users import service as users
 from fastlims.web.app import create_app
 from tests.conftest import Actor, add_user

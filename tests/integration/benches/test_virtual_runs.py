@@ -8,10 +8,10 @@ import json
 import queue
 from typing import Any
 
-from fastlims.benches import results
-from fastlims.pipeline.models import RunState
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
+from fastlims.runs import results
+from fastlims.runs.lifecycle import RunState
 from tests.integration.benches.conftest import Bench, runs_of
 from tests.integration.pipeline.helpers import new_request, request_facts, wait_for, wait_status
 
@@ -60,7 +60,7 @@ def test_runs_complete_with_every_batch_live_and_every_sample_stored(make_bench:
     with bench.system.database.transaction() as session:  # each run speaks under its own bench's name
         from sqlalchemy import select
 
-        from fastlims.pipeline.models import ScheduledRun
+        from fastlims.runs.models import ScheduledRun
 
         benches = {
             r.run_id: r.bench for r in session.scalars(select(ScheduledRun).where(ScheduledRun.test_uuid == uuid))

@@ -21,11 +21,12 @@ from fastlims.intake.storage import BlobStorage
 from fastlims.messaging.models import OutboxMessage
 from fastlims.peers.digital_twin import interconnection as reference_interconnection
 from fastlims.pipeline import durable
-from fastlims.pipeline.models import ScheduledRun
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequestEvent
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import Status
+from fastlims.runs import queues
+from fastlims.runs.models import ScheduledRun
 from fastlims.timeutil import utcnow
 from fastlims.users import service as users
 from tests import services
@@ -205,7 +206,7 @@ def check_outputs_once(system: System, storage: BlobStorage, test_uuid: str, cli
             assert physical[b.idempotency_key] == 1 and virtual[b.idempotency_key] == 0, b.run_id
         else:
             assert virtual[b.idempotency_key] == 1 and physical[b.idempotency_key] == 0, b.run_id
-            assert queued[[w.workflow_id for w in queued].index(b.idempotency_key)].queue_name == durable.bench_queue(
+            assert queued[[w.workflow_id for w in queued].index(b.idempotency_key)].queue_name == queues.bench_queue(
                 b.bench
             )
     moves = Counter((a, b) for a, b, _ in facts["transitions"])

@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from fastlims.benches import registry
-from fastlims.pipeline.models import ScheduledRun
 from fastlims.requests.states import Status
+from fastlims.runs.models import ScheduledRun
 from tests.integration.pipeline.conftest import Pipeline
 from tests.integration.pipeline.helpers import ROUND_THE_CLOCK, ModelSet, new_request, request_facts, wait_status
 from tests.integration.pipeline.test_pipeline import upload

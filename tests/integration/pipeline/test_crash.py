@@ -18,9 +18,9 @@ from sqlalchemy import select
 from fastlims.bootstrap import System
 from fastlims.pipeline import durable
 from fastlims.pipeline.engine import identity, open_client
-from fastlims.pipeline.models import ScheduledRun
 from fastlims.pipeline.pause import ALL_POINTS
 from fastlims.requests.states import Status
+from fastlims.runs.models import ScheduledRun
 from tests.integration.pipeline.helpers import (
     ModelSet,
     check_outputs_once,

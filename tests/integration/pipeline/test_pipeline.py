@@ -20,9 +20,11 @@ from fastlims.intake.events import UploadEvent
 from fastlims.messaging.models import OutboxMessage
 from fastlims.pipeline import durable, steps, workflow
 from fastlims.pipeline.engine import reenqueue_orphans
-from fastlims.pipeline.models import Executor, ScheduledRun
-from fastlims.pipeline.run_lifecycle import run_started
+from fastlims.pipeline.models import Executor
 from fastlims.requests.states import Status
+from fastlims.runs import queues
+from fastlims.runs.models import ScheduledRun
+from fastlims.runs.service import run_started
 from fastlims.timeutil import utcnow
 from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_pipeline
 from tests.integration.pipeline.helpers import (
@@ -74,7 +76,7 @@ def test_an_upload_set_becomes_a_dispatched_schedule(pipeline: Pipeline, models:
     assert steps_run == ["pipeline.processor", "pipeline.doe", "pipeline.schedule", "pipeline.dispatch"]
     queued = pipeline.client.list_workflows(workflow_id_prefix=result.workflow_id + ":")
     assert {w.status for w in queued} == {"DELAYED"}  # released to the bench at its booked start
-    assert all(w.name == durable.VIRTUAL_RUN_WORKFLOW for w in queued)
+    assert all(w.name == queues.VIRTUAL_RUN_WORKFLOW for w in queued)
 
 
 def test_physical_runs_get_one_mqtt_command_each(pipeline: Pipeline, models: ModelSet) -> None:

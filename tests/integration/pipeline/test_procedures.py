@@ -14,11 +14,12 @@ from sqlalchemy import select
 
 from fastlims.intake.events import UploadEvent
 from fastlims.pipeline import plan, procedure
-from fastlims.pipeline.models import RunState, ScheduledRun
 from fastlims.procedures.runfile import RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.schemas import TestRequestCreate
 from fastlims.requests.states import Status
+from fastlims.runs.lifecycle import RunState
+from fastlims.runs.models import ScheduledRun
 from fastlims.timeutil import utcnow
 from fastlims.users import service as users
 from tests.catalog_helpers import applicable

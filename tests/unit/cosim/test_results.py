@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlims.benches import results
 from fastlims.benches.cosim import RunResult, SimulationSpec, run
+from fastlims.runs import results
 
 from .conftest import BuildFmu
 from .cosim_testkit import cell_system, profile

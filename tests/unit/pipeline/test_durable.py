@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fastlims.pipeline import durable
+from fastlims.runs import queues
 
 
 def test_workflow_id_is_derived_from_the_request() -> None:
@@ -20,7 +21,7 @@ def test_run_ids_and_idempotency_keys_are_unique_per_request_and_run() -> None:
     assert a != b and a.endswith(".run-001")
     key = durable.idempotency_key(durable.workflow_id("aaaa"), a)
     assert key == "pipeline-aaaa:aaaa.run-001"
-    assert durable.bench_queue("virtual-1") == "bench-virtual-1"
+    assert queues.bench_queue("virtual-1") == "bench-virtual-1"
 
 
 def test_application_version_is_pinned_not_a_code_hash() -> None:

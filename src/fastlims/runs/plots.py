@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from fastlims.benches import results
-from fastlims.benches.virtual import RESULTS_FILE
 from fastlims.intake import files
 from fastlims.intake.storage import BlobStorage
 from fastlims.procedures.outcomes import CURRENT, CYCLE, STEP_COUNT, STEP_ID, TIME, VOLTAGE
+from fastlims.runs import results
+from fastlims.runs.results import RESULTS_FILE
 
 log = logging.getLogger(__name__)
 

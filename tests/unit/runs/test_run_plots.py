@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastlims.benches import results
-from fastlims.benches.runs import plots
 from fastlims.intake.storage import open_storage
 from fastlims.procedures.outcomes import CURRENT, STEP_COUNT, TIME, VOLTAGE
+from fastlims.runs import plots, results
 
 
 def series(n: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
-"""Results of a virtual bench run: the full-resolution Parquet file, its CSV download, and the
-summary that goes to ``TestMetricsJson``.
+"""Results of a run, whichever bench ran it: the full-resolution Parquet file, its CSV download,
+and the summary that goes to ``TestMetricsJson``.
 
 One Parquet file per run (``simulation-results/<run_id>/…``): a ``time`` column and one float64
 column per signal (``FMU.variable``), each field carrying its unit; the schema metadata holds the
@@ -18,15 +18,16 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-if TYPE_CHECKING:
-    from fastlims.benches.cosim.recording import Batch, RunResult
+#: A run's files in its results folder (``simulation-results/<run_id>/``), each written whole.
+RESULTS_FILE = "results.parquet"
+SUMMARY_FILE = "summary.json"
 
 FORMAT = "fastlims.simulation-results/1"
 SUMMARY_FORMAT = "fastlims.run-summary/1"
@@ -35,6 +36,67 @@ CSV_BATCH_ROWS = 65_536
 ROW_GROUP_ROWS = 65_536
 
 Source = Path | str | bytes | BinaryIO
+
+
+class Batch(Protocol):
+    """A batch of samples as a bench hands it over (the co-simulation's
+    :class:`~fastlims.benches.cosim.recording.Batch` is one): ``time`` and one array per signal."""
+
+    @property
+    def time(self) -> np.ndarray: ...
+
+    @property
+    def signals(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def units(self) -> Mapping[str, str]: ...
+
+    @property
+    def rows(self) -> int: ...
+
+
+class RunResult(Protocol):
+    """How a run went, as its results file records it (the co-simulation's
+    :class:`~fastlims.benches.cosim.recording.RunResult` is one)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def end_cause(self) -> str: ...
+
+    @property
+    def stopped_at(self) -> float: ...
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def step_size(self) -> float: ...
+
+    @property
+    def algorithm(self) -> str: ...
+
+    @property
+    def wall_time_s(self) -> float: ...
+
+    @property
+    def notes(self) -> Sequence[str]: ...
+
+    @property
+    def columns(self) -> Mapping[str, np.ndarray]: ...
+
+    @property
+    def units(self) -> Mapping[str, str]: ...
+
+    @property
+    def parameters(self) -> Mapping[str, Any]: ...
+
+    @property
+    def fmus(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)

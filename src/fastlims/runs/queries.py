@@ -1,4 +1,4 @@
-"""A request's runs: the pipeline's rows (the booking, how the run ended, its stored outcomes) and,
+"""A request's runs: their rows (the booking, how the run ended, its stored outcomes) and,
 for one run, the per-step and per-cycle summaries the bench wrote beside its results.
 
 The caller has checked that the user may see the request (``requests.service.get_for``).
@@ -15,13 +15,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fastlims.benches.runs.schemas import CycleSummary, RunDetailOut, RunOut, RunOutcomes, StepSummary
-from fastlims.benches.virtual import RESULTS_FILE, SUMMARY_FILE
 from fastlims.intake import layout
 from fastlims.intake.storage import BlobStorage
-from fastlims.pipeline.models import ScheduledRun
 from fastlims.requests.models import TestRequest
 from fastlims.requests.service import NotFound
+from fastlims.runs.models import ScheduledRun
+from fastlims.runs.results import RESULTS_FILE, SUMMARY_FILE
+from fastlims.runs.schemas import CycleSummary, RunDetailOut, RunOut, RunOutcomes, StepSummary
 from fastlims.timeutil import to_local
 
 log = logging.getLogger(__name__)

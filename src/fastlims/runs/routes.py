@@ -7,14 +7,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from fastlims.benches import results
-from fastlims.benches.runs import service as runs
-from fastlims.benches.runs.schemas import RunDetailOut, RunOut
 from fastlims.deps import DbSession, SystemDep
 from fastlims.intake.deps import IntakeDep
 from fastlims.intake.service import Intake
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
+from fastlims.runs import queries as runs
+from fastlims.runs import results
+from fastlims.runs.schemas import RunDetailOut, RunOut
 from fastlims.users.deps import ApiUser
 
 router = APIRouter(prefix="/api/v1/test-requests", tags=["results"])

@@ -14,6 +14,7 @@ import click
 
 from fastlims import __version__
 from fastlims.benches.commands import benches
+from fastlims.benches.emulator.commands import bench
 from fastlims.bootstrap import ConfigurationError, Role, System, build_from_environment, prepare_database
 from fastlims.catalog.procedure_commands import PREPARE, procedures
 from fastlims.config import Settings
@@ -60,6 +61,7 @@ def main(ctx: click.Context) -> None:
 main.add_command(workflows)
 main.add_command(procedures)
 main.add_command(benches)
+main.add_command(bench)
 
 
 @main.command()

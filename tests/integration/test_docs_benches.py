@@ -1,6 +1,8 @@
 """docs/benches.md is executed as docs/procedures.md is (the same doc-test tags): its calendar file
 is written, its ``fastlims benches`` commands run on a fresh database and print what the page
-shows, and its curl command is sent to the real app with a lab manager's token."""
+shows, and its curl command is sent to the real app with a lab manager's token. Its bench
+contract examples (``contract model=NAME``) are valid messages of their model, and its
+long-running commands (``parse``: the bench emulator) parse without being run."""
 
 from __future__ import annotations
 
@@ -8,16 +10,31 @@ import json
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from fastlims.cli import main
+from fastlims.messaging.schemas import ALL_MESSAGES
 from tests.conftest import Actor
 from tests.integration.test_docs_procedures import ROOT, blocks, commands, contains, curl
 
 BENCHES_DOC = ROOT / "docs" / "benches.md"
-KINDS = {"file", "cli", "output", "curl", "response"}
+KINDS = {"file", "cli", "output", "curl", "response", "contract", "parse"}
+
+
+def parse_command(arguments: list[str], where: str) -> None:
+    """Resolve ``fastlims ARGUMENTS`` to its command and parse its options (values converted and
+    checked by their callbacks) without running it."""
+    command: click.Command = main
+    context = main.make_context("fastlims", list(arguments))
+    while isinstance(command, click.Group):
+        name, found, rest = command.resolve_command(context, [*context._protected_args, *context.args])
+        assert found is not None, f"{where}: no command {name!r}"
+        command = found
+        context = found.make_context(name or "", rest, parent=context)
+    assert not context.args, f"{where}: unexpected arguments {context.args}"
 
 
 def test_every_block_of_the_benches_page_is_tested() -> None:
@@ -57,5 +74,12 @@ def test_the_benches_page_is_true(
                 last_response = response.json()
         elif block.kind == "response":
             contains(last_response, json.loads(block.body), where)
+        elif block.kind == "contract":  # a bench contract example: a valid message of its model
+            ALL_MESSAGES[block.attributes["model"]].model_validate_json(block.body)
+        elif block.kind == "parse":  # a long-running command: its options parse, it is not run
+            runs = commands(block.body, "fastlims")
+            assert runs, where
+            for argv in runs:
+                parse_command(argv[1:], where)
         checked += 1
     assert checked >= 9

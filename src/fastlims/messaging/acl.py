@@ -3,7 +3,7 @@ the identity's name.
 
 Each partner and each bench has its own topic level, its MQTT user name: a Digital Twin partner
 reads and answers only under ``partners/<its name>/`` (its requests, their status, its errors), a
-bench speaks only under ``benches/<its name>/`` (its state, its runs' events and metrics) and
+bench speaks only under ``benches/<its name>/`` (its state, its replies, its runs' events and metrics) and
 hears only its own commands. The embedded broker enforces this table; ``mosquitto_acl`` renders
 the same table for Mosquitto (a ``user`` block per identity, with the name written in, which is
 what a ``pattern … %u`` line would give but confined to the identity's role), so both brokers
@@ -36,7 +36,7 @@ def acl_for(role: MqttRole, username: str, prefix: str) -> Acl:
     # A bench hears only its own commands and speaks for its own state and the runs it executes.
     own = f"{p}/benches/{username}"
     return Acl(
-        publish=(f"{own}/state", f"{own}/runs/+/events", f"{own}/runs/+/metrics"),
+        publish=(f"{own}/state", f"{own}/replies", f"{own}/runs/+/events", f"{own}/runs/+/metrics"),
         subscribe=(f"{own}/commands",),
     )
 

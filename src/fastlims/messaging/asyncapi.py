@@ -64,29 +64,42 @@ _CHANNELS: list[tuple[str, str, list[str], str, str]] = [
         "benches/{bench}/commands",
         ["bench"],
         "BenchCommand",
-        "Start/stop/abort commands for one physical bench. QoS 1; the bench runs each idempotency_key once.",
+        "Bench contract v1: load/start/pause/resume/stop/abort for one physical bench. QoS 1. Each carries a "
+        "command_id (a retry reuses it) and the state the LIMS expects the bench in; load and start carry the "
+        "run file. The bench answers each command_id exactly once on benchReplies (docs/benches.md).",
+    ),
+    (
+        "benchReplies",
+        "benches/{bench}/replies",
+        ["bench"],
+        "BenchReply",
+        "The bench's one answer per command_id: accepted, or rejected with a reason (a wrong expected_state "
+        "names both states); a repeated command_id gets the same reply again and is not acted on twice. QoS 1.",
     ),
     (
         "benchState",
         "benches/{bench}/state",
         ["bench"],
         "BenchState",
-        "A bench's state, retained; its MQTT last will publishes 'offline'.",
+        "A bench's state with its capabilities (birth message on connect), QoS 1, retained; its MQTT last will "
+        "publishes 'offline' (retained).",
     ),
     (
         "runEvents",
         "benches/{bench}/runs/{run_id}/events",
         ["bench", "run_id"],
         "RunEvent",
-        "Run lifecycle events (started, progress, ...), under the bench that runs it (a bench may publish under "
-        "its own name only).",
+        "Run lifecycle events (started, step_started, step_ended, progress, paused, resumed, safety_tripped, "
+        "completed, failed, aborted), QoS 1, under the bench that runs it (a bench may publish under its own name "
+        "only).",
     ),
     (
         "runMetrics",
         "benches/{bench}/runs/{run_id}/metrics",
         ["bench", "run_id"],
         "MetricsBatch",
-        "Live samples in columnar batches; seq counts batches without gaps.",
+        "Live samples in columnar batches (Battery Data Format column names), QoS 1; seq counts batches "
+        "without gaps, record_index numbers a run's samples from 0 without gaps (store each index once).",
     ),
     (
         "partnerRunEvents",
@@ -113,6 +126,7 @@ _OPERATIONS: list[tuple[str, str, str]] = [
     ("sendLabRequest", "send", "labRequest"),
     ("sendLabStatus", "send", "labStatus"),
     ("sendBenchCommand", "send", "benchCommands"),
+    ("receiveBenchReply", "receive", "benchReplies"),
     ("receiveBenchState", "receive", "benchState"),
     ("receiveRunEvents", "receive", "runEvents"),
     ("receiveRunMetrics", "receive", "runMetrics"),

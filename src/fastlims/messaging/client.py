@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
@@ -92,6 +93,7 @@ class MqttClient:
         self._waiting: dict[int, asyncio.Future[bool]] = {}
         self._done_mids: set[int] = set()
         self.on_connection_change: Callable[[bool], None] | None = None
+        self.refused: str | None = None  # the broker's reason when it refused the last CONNECT
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -129,6 +131,18 @@ class MqttClient:
         await asyncio.to_thread(self._client.loop_stop)
         self._set_connected(False)
 
+    def drop(self) -> None:
+        """Close the network connection without DISCONNECT, as a lost network or a crash would: the
+        broker publishes this client's will. For fault injection (the bench emulator) and tests."""
+        sock = self._client.socket()
+        self._client.loop_stop()
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.close()
+        self._set_connected(False)
+
     async def publish(
         self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False
     ) -> asyncio.Future[bool]:
@@ -156,7 +170,9 @@ class MqttClient:
     ) -> None:
         if getattr(reason, "is_failure", False):
             log.warning("mqtt connect refused", extra={"reason": str(reason)})
+            self.refused = str(reason)
             return
+        self.refused = None
         for topic_filter, (qos, _handler) in self._handlers.items():
             client.subscribe(topic_filter, qos)
         self._call_in_loop(self._set_connected, True)

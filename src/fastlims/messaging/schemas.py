@@ -27,6 +27,8 @@ from pydantic import (
 )
 
 from fastlims.messaging.variables import Variables
+from fastlims.procedures.resolved import ResolvedProcedure
+from fastlims.procedures.runfile import RunFileError, RunProcedure
 
 SEED_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 SEED_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"
@@ -158,45 +160,176 @@ class ErrorMessage(_Message):
     at: SeedTime
 
 
-class BenchCommand(_Message):
-    """LIMS → bench on ``…/benches/{bench}/commands`` (QoS 1)."""
-
-    command: Literal["start", "stop", "abort"]
-    run_id: str
-    test_UUID: str
-    scheduled_start: SeedTime | None = None
-    parameters: dict[str, float] = Field(default_factory=dict)
-    idempotency_key: str = Field(description="workflow id + run id: a bench runs each key once")
+#: The bench contract's version (docs/benches.md, "Bench contract v1").
+CONTRACT_VERSION = "1"
+BenchStateName = Literal["online", "idle", "loaded", "running", "paused", "offline", "fault"]
+CommandName = Literal["load", "start", "pause", "resume", "stop", "abort"]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+TopicId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
 
 
-class BenchState(BaseModel):
-    """Bench → all on ``…/benches/{bench}/state`` (retained; the last will says ``offline``)."""
+class BenchCapabilities(BaseModel):
+    """What a bench can run (its birth message; the LIMS checks a run against it before dispatch)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    bench: str
-    state: Literal["online", "idle", "busy", "offline", "fault"]
+    contract: Literal["1"] = Field(default=CONTRACT_VERSION, description="The bench contract version it speaks")
+    channels: int = Field(ge=1, le=10_000)
+    max_current_A: float = Field(gt=0, le=1e6, description="Largest current magnitude it drives")
+    min_voltage_V: float = Field(ge=0, le=1e5)
+    max_voltage_V: float = Field(gt=0, le=1e5)
+    temperature_chamber: bool
+    step_modes: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        max_length=50, description="Step types it executes: rest, cc, cv, cp, pulse, profile, ambient, ..."
+    )
+    max_sample_rate_hz: float = Field(gt=0, le=1e6)
+    software: ShortText = Field(description="The bench software and its version")
+
+
+class RunFile(BaseModel):
+    """What a bench runs: the run file the pipeline wrote (``fastlims.run-procedure/1``): the resolved
+    procedure (SI units, currents positive = charge, safety limits filled), the UUT's ratings it was
+    resolved against, the expected duration and the standard's criterion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["fastlims.run-procedure/1"]
+    test_code: str = Field(default="", max_length=200)
+    expected_duration_s: float = Field(gt=0, le=1e9)
+    uut_ratings: UutRatingsMessage
+    criterion: dict[str, Any] | None = None
+    procedure: ResolvedProcedure
+
+    @model_validator(mode="after")
+    def _a_run_file(self) -> RunFile:
+        try:
+            RunProcedure.from_json(self.model_dump_json())
+        except RunFileError as exc:
+            raise ValueError(f"not a runnable run file: {exc}") from None
+        return self
+
+    def run_procedure(self) -> RunProcedure:
+        """The run file as the procedures core reads it."""
+        return RunProcedure.from_json(self.model_dump_json())
+
+    @classmethod
+    def of(cls, run: RunProcedure) -> RunFile:
+        return cls.model_validate_json(run.to_json())
+
+
+class BenchCommand(_Message):
+    """LIMS → bench on ``…/benches/{bench}/commands`` (QoS 1), contract v1.
+
+    ``command_id`` is unique per command; a retry of the same command reuses it, and the bench
+    answers a command id once (a repeat gets the same reply again, and nothing is done twice).
+    ``expected_state`` is the state the LIMS believes the bench is in: on a mismatch the bench
+    rejects the command. ``load`` and ``start`` carry the ``run_file``; ``start`` from ``idle`` loads
+    and starts in one command.
+    """
+
+    contract: Literal["1"] = CONTRACT_VERSION
+    command_id: TopicId = Field(description="Unique per command; a retry reuses it")
+    command: CommandName
+    run_id: TopicId
+    test_UUID: TopicId
+    expected_state: BenchStateName = Field(description="The bench state the LIMS believes it is in")
+    run_file: RunFile | None = Field(default=None, description="Required for load and start")
+    factors: dict[Annotated[str, StringConstraints(min_length=1, max_length=200)], float] = Field(
+        default_factory=dict, max_length=200, description="The run's DoE factor values"
+    )
+    scheduled_start: SeedTime | None = Field(default=None, description="The booked start (informational)")
+    idempotency_key: str | None = Field(
+        default=None, max_length=300, description="workflow id + run id: the run's key across commands"
+    )
+    reason: Reason | None = Field(default=None, description="Why (stop and abort)")
+
+    @model_validator(mode="after")
+    def _run_file_for_load_and_start(self) -> BenchCommand:
+        if self.command in ("load", "start") and self.run_file is None:
+            raise ValueError(f"command {self.command!r} needs run_file (the run's resolved procedure)")
+        return self
+
+
+class BenchReply(_Message):
+    """Bench → LIMS on ``…/benches/{bench}/replies`` (QoS 1): the one answer to a command id.
+
+    ``command`` and ``run_id`` are None only when the command could not be read (the reason says
+    why); ``state`` is the bench's state after the command."""
+
+    command_id: TopicId
+    command: CommandName | None = None
+    run_id: TopicId | None = None
+    result: Literal["accepted", "rejected"]
+    reason: Reason | None = Field(default=None, description="Required when rejected")
+    state: BenchStateName
+    at: SeedTime
+
+    @model_validator(mode="after")
+    def _rejected_says_why(self) -> BenchReply:
+        if self.result == "rejected" and not self.reason:
+            raise ValueError("a rejected reply needs a reason")
+        return self
+
+
+class BenchState(BaseModel):
+    """Bench → all on ``…/benches/{bench}/state`` (QoS 1, retained; the last will says ``offline``).
+
+    A bench sends its ``capabilities`` on every state message (its will too), so the retained one
+    always has them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bench: TopicId
+    state: BenchStateName
     since: SeedTime
-    run_id: str | None = None
+    run_id: TopicId | None = None
+    capabilities: BenchCapabilities | None = Field(default=None, description="Always sent by a v1 bench")
+    reason: Reason | None = Field(default=None, description="Why, for offline and fault")
     message_id: MessageId = Field(default_factory=new_message_id)
 
 
 class RunEvent(_Message):
-    """Bench → lab on ``…/benches/{bench}/runs/{run_id}/events``."""
+    """Bench → lab on ``…/benches/{bench}/runs/{run_id}/events`` (QoS 1).
 
-    run_id: str
-    test_UUID: str
-    event: Literal["started", "progress", "completed", "failed", "cancelled"]
+    Step events carry ``step_index`` (the resolved procedure's step id: the ``Step ID`` column) and
+    ``cycle_index``; ``step_ended`` the step's ``charge_Ah`` and ``energy_Wh`` (signed like the
+    current: negative for a discharge); ``safety_tripped`` the ``limit``, the ``value`` and the test
+    time; ``record_index`` is the last record sent so far on the metrics topic."""
+
+    run_id: str = Field(max_length=128)
+    test_UUID: str = Field(max_length=128)
+    event: Literal[
+        "started",
+        "step_started",
+        "step_ended",
+        "progress",
+        "paused",
+        "resumed",
+        "safety_tripped",
+        "completed",
+        "failed",
+        "aborted",
+        "cancelled",
+    ]
     progress: float = Field(default=0.0, ge=0, le=100)
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=4000)
     at: SeedTime
+    test_time_s: float | None = Field(default=None, ge=0)
+    step_index: int | None = Field(default=None, ge=0)
+    cycle_index: int | None = Field(default=None, ge=0)
+    charge_Ah: float | None = None
+    energy_Wh: float | None = None
+    limit: str | None = Field(default=None, max_length=100, description="The safety limit that tripped")
+    value: float | None = Field(default=None, description="The measured value that tripped it")
+    record_index: int | None = Field(default=None, ge=-1, description="The last record sent so far (-1: none)")
 
 
 class SignalSeries(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit: str = ""
-    values: list[float]
+    unit: str = Field(default="", max_length=50)
+    values: list[float] = Field(max_length=1_000_000)
 
 
 class MetricsBatch(_Message):
@@ -210,9 +343,14 @@ class MetricsBatch(_Message):
     run_id: str
     test_UUID: str
     seq: int = Field(ge=0)
+    record_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="The index of the batch's first sample; a run's samples are numbered from 0 without gaps",
+    )
     t0_utc: SeedTime | None = Field(default=None, description="Wall-clock start of the run, UTC, YYYY-MM-DD HH:MM:SS")
-    timestamps: list[float]
-    signals: dict[str, SignalSeries]
+    timestamps: list[float] = Field(max_length=1_000_000)
+    signals: dict[str, SignalSeries] = Field(max_length=256)
 
     @model_validator(mode="after")
     def _columns_line_up(self) -> MetricsBatch:
@@ -235,6 +373,7 @@ ALL_MESSAGES: dict[str, type[BaseModel]] = {
     "StatusMessage": StatusMessage,
     "ErrorMessage": ErrorMessage,
     "BenchCommand": BenchCommand,
+    "BenchReply": BenchReply,
     "BenchState": BenchState,
     "RunEvent": RunEvent,
     "MetricsBatch": MetricsBatch,

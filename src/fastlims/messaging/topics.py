@@ -52,6 +52,10 @@ class Topics:
     def bench_state(self, bench: str) -> str:
         return f"{self.prefix}/benches/{check_id('bench', bench)}/state"
 
+    # bench → LIMS: the one reply to each command id (bench contract v1)
+    def bench_replies(self, bench: str) -> str:
+        return f"{self.prefix}/benches/{check_id('bench', bench)}/replies"
+
     # A run's live messages under the bench that runs it: the bench's MQTT user name is that
     # level, so the ACL lets a bench speak only under its own name.
     def run_events(self, bench: str, run_id: str) -> str:

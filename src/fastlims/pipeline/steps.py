@@ -27,7 +27,7 @@ from fastlims.db import locks
 from fastlims.doe import DoeError, design, design_to_json, resolve_factors
 from fastlims.intake import files, layout
 from fastlims.messaging import outbox
-from fastlims.messaging.schemas import BenchCommand, seed_time
+from fastlims.messaging.schemas import BenchCommand, RunFile, seed_time
 from fastlims.pipeline import booking, durable, plan, procedure
 from fastlims.pipeline.context import (
     ACTOR,
@@ -389,12 +389,17 @@ def dispatch(ctx: StepContext, meta: Metadata) -> Metadata:
                 if row.channel == Channel.queue.value:
                     counts["virtual"] += 1
                 elif marked:  # the command goes out in the transaction that marks the run, once
+                    # Bench contract v1: ``start`` from idle loads and starts the run file in one command.
+                    assert row.procedure_key is not None  # checked above: no run without a procedure
                     command = BenchCommand(
+                        command_id=f"{row.idempotency_key}:start",
                         command="start",
                         run_id=row.run_id,
                         test_UUID=row.test_uuid,
+                        expected_state="idle",
+                        run_file=RunFile.model_validate_json(ctx.storage.get(row.procedure_key)),
+                        factors=json.loads(row.parameters_json),
                         scheduled_start=seed_time(row.test_start_at),
-                        parameters=json.loads(row.parameters_json),
                         idempotency_key=row.idempotency_key,
                     )
                     outbox.enqueue(session, f"benches/{row.bench}/commands", command, qos=1)

@@ -205,7 +205,15 @@ def test_acl_refuses_publishing_and_subscribing_outside_the_role(make_stack) -> 
 
 
 def bench_command(test_uuid: str, key: str) -> BenchCommand:
-    return BenchCommand(command="start", run_id="run-001", test_UUID=test_uuid, idempotency_key=key)
+    # abort: a v1 command that needs no run file (routing, not the command, is under test here)
+    return BenchCommand(
+        command_id=f"{key}:abort",
+        command="abort",
+        run_id="run-001",
+        test_UUID=test_uuid,
+        expected_state="running",
+        idempotency_key=key,
+    )
 
 
 def test_bad_messages_are_answered_on_errors_and_the_consumer_keeps_going(make_stack) -> None:  # type: ignore[no-untyped-def]
@@ -271,6 +279,7 @@ def test_asyncapi_document_is_served_and_printed(make_stack) -> None:  # type: i
         "fastest/v1/requests/{test_UUID}",
         "fastest/v1/requests/{test_UUID}/status",
         "fastest/v1/benches/{bench}/commands",
+        "fastest/v1/benches/{bench}/replies",
         "fastest/v1/benches/{bench}/state",
         "fastest/v1/benches/{bench}/runs/{run_id}/events",
         "fastest/v1/benches/{bench}/runs/{run_id}/metrics",
@@ -293,7 +302,7 @@ def test_retained_statuses_never_leak_to_identities_that_may_not_read_them(make_
     bench = stack.peer(username="bench-01", password="bench-password-1")
     assert bench.connect() == 0
     assert bench.subscribe("fastest/v1/benches/bench-01/commands") == [1]
-    command = BenchCommand(command="start", run_id="run-001", test_UUID=created["test_UUID"], idempotency_key="k1")
+    command = bench_command(created["test_UUID"], "k1")
     with stack.system.database.transaction() as session:
         outbox.enqueue(session, "benches/bench-01/commands", command)
     # The command is the barrier: anything leaked on connect or subscribe would have come first.

@@ -18,6 +18,7 @@ from fastlims.catalog.models import TestName
 from fastlims.cli import main
 from fastlims.intake.events import UploadEvent
 from fastlims.messaging.models import OutboxMessage
+from fastlims.messaging.schemas import BenchCommand
 from fastlims.pipeline import durable, steps, workflow
 from fastlims.pipeline.engine import reenqueue_orphans
 from fastlims.pipeline.models import Executor
@@ -93,7 +94,9 @@ def test_physical_runs_get_one_mqtt_command_each(pipeline: Pipeline, models: Mod
     assert {topic for topic, _ in commands} == {"benches/rig-1/commands"}
     for _, command in commands:
         assert command["command"] == "start" and command["test_UUID"] == test_uuid
-        assert set(command["parameters"]) == {"SOC0", "T_ambient_K"}
+        assert set(command["factors"]) == {"SOC0", "T_ambient_K"}
+        assert command["command_id"] == f"{command['idempotency_key']}:start" and command["expected_state"] == "idle"
+        assert BenchCommand.model_validate(command).run_file is not None  # the bench gets what it runs
         assert command["idempotency_key"] == durable.idempotency_key(durable.workflow_id(test_uuid), command["run_id"])
 
 

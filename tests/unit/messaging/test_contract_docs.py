@@ -37,7 +37,7 @@ def test_every_time_field_has_the_one_documented_format() -> None:
         for field, spec in schema.get("properties", {}).items()
         if field in ("at", "since", "test_date", "last_update", "scheduled_start", "t0_utc")
     }
-    assert len(time_fields) == 7
+    assert len(time_fields) == 8  # BenchReply.at joined in bench contract v1
     for name, field in time_fields:
         spec = schemas[name]["properties"][field]
         options = [spec, *spec.get("anyOf", [])]
@@ -64,3 +64,19 @@ def test_the_json_examples_in_the_doc_are_valid_messages() -> None:
         model.model_validate(example)
         checked += 1
     assert checked == 6
+
+
+def test_the_bench_contract_is_in_asyncapi() -> None:
+    doc = document()
+    replies = doc["channels"]["benchReplies"]
+    assert replies["address"] == "fastest/v1/benches/{bench}/replies"
+    assert replies["messages"] == {"BenchReply": {"$ref": "#/components/messages/BenchReply"}}
+    assert doc["operations"]["receiveBenchReply"]["action"] == "receive"
+    schemas = doc["components"]["schemas"]
+    command = schemas["BenchCommand"]
+    assert {"command_id", "command", "run_id", "test_UUID", "expected_state"} <= set(command["required"])
+    assert command["properties"]["command"]["enum"] == ["load", "start", "pause", "resume", "stop", "abort"]
+    assert "ResolvedProcedure" in schemas and "RunFile" in schemas  # the run file's shape, not just "object"
+    assert "capabilities" in schemas["BenchState"]["properties"] and "BenchCapabilities" in schemas
+    assert "record_index" in schemas["MetricsBatch"]["properties"]
+    assert {"step_started", "safety_tripped", "aborted"} <= set(schemas["RunEvent"]["properties"]["event"]["enum"])

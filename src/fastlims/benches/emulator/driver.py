@@ -76,6 +76,7 @@ class EmulatorDriver:
         self.state = "idle"  # idle, loaded, running, paused, ended
         self._origin_wall = 0.0
         self._origin_test = 0.0
+        self._held: Chunk | None = None  # measured before a pause or an abort, not yet read
 
     def connect(self) -> Capabilities:
         return self.capabilities
@@ -92,6 +93,7 @@ class EmulatorDriver:
             )
         uut = EmulatedUut.from_ratings(run_file.ratings, noise=self.noise, seed=zlib.crc32(run_id.encode()))
         self.run = EmulatedRun(run_file, uut)
+        self._held = None
         self.run_id = run_id
         self.state = "loaded"
 
@@ -104,7 +106,7 @@ class EmulatorDriver:
     def pause(self) -> None:
         if self.state != "running":
             raise DriverError(f"pause needs a running run, the bench is {self.state}")
-        self.read_samples()
+        self._hold(self._advance())
         self.state = "paused"
 
     def resume(self) -> None:
@@ -120,24 +122,43 @@ class EmulatorDriver:
     def abort(self, reason: str) -> None:
         if self.run is None or self.state not in ("loaded", "running", "paused"):
             raise DriverError(f"no run to end, the bench is {self.state}")
+        if self.state == "running":
+            self._hold(self._advance())  # what was measured up to the abort is still read
         self.run.abort(reason)
         self.state = "ended"
 
     def read_samples(self) -> Chunk | None:
-        """What was measured since the last call (``None`` when no run is going)."""
+        """What was measured since the last call, including up to a pause or an abort (``None``
+        when nothing was)."""
+        held, self._held = self._held, None
+        if self.run is None or self.state != "running":
+            return held
+        return _joined(held, self._advance())
+
+    def _advance(self) -> Chunk:
         run = self.run
-        if run is None or self.state != "running":
-            return None
+        assert run is not None
         until = self._origin_test + (self.clock() - self._origin_wall) * self.speed
         chunk = run.advance(until)
         if run.ended:
             self.state = "ended"
         return chunk
 
+    def _hold(self, chunk: Chunk) -> None:
+        if chunk.count or chunk.events:
+            self._held = _joined(self._held, chunk)
+
     def _anchor(self) -> None:
         assert self.run is not None
         self._origin_wall = self.clock()
         self._origin_test = self.run.t
+
+
+def _joined(first: Chunk | None, then: Chunk) -> Chunk:
+    if first is None:
+        return then
+    rows = {name: first.rows[name] + then.rows[name] for name in first.rows}
+    return Chunk(first.first_index, rows, first.events + then.events)
 
 
 __all__ = ["BenchDriver", "Capabilities", "Chunk", "DriverError", "EmulatorDriver", "Event"]

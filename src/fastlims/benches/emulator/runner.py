@@ -68,6 +68,7 @@ class Chunk:
 @dataclass
 class _Step:
     step_id: int
+    cycle_count: int
     started_s: float
     charge_Ah: float
     discharge_Ah: float
@@ -156,13 +157,20 @@ class EmulatedRun:
         if self._step is None and sample.step_id >= 0:
             self._step = _Step(
                 sample.step_id,
+                sample.cycle_count,
                 self.t,
                 sample.charge_Ah,
                 sample.discharge_Ah,
                 sample.charge_Wh,
                 sample.discharge_Wh,
             )
-            events.append(Event("step_started", self.t, {"step_id": sample.step_id, "step_count": sample.step_count}))
+            events.append(
+                Event(
+                    "step_started",
+                    self.t,
+                    {"step_id": sample.step_id, "step_count": sample.step_count, "cycle_count": sample.cycle_count},
+                )
+            )
 
     def _end_step(self, sample: Sample, events: list[Event]) -> None:
         step = self._step
@@ -174,6 +182,7 @@ class EmulatedRun:
                 self.t,
                 {
                     "step_id": step.step_id,
+                    "cycle_count": step.cycle_count,
                     "duration_s": self.t - step.started_s,
                     "charge_Ah": sample.charge_Ah - step.charge_Ah,
                     "discharge_Ah": sample.discharge_Ah - step.discharge_Ah,

@@ -14,7 +14,6 @@ import re
 
 from sqlalchemy.engine import make_url
 
-
 #: Bumped whenever the workflow's sequence of steps changes incompatibly: a pending workflow
 #: recorded under one sequence must not be replayed by code with another. A redeploy that keeps
 #: the package version and this tag recovers every pending workflow.

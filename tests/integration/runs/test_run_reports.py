@@ -102,17 +102,30 @@ def test_runs_of_a_physical_bench_end_the_request_completed(system: System, requ
         assert request.simulation_progress == 100
 
 
-def test_a_failed_run_fails_the_request_with_its_reason(system: System, requester: Actor) -> None:
+def test_a_partly_failed_request_completes_when_every_run_ended_and_names_the_failed_run(
+    system: System, requester: Actor
+) -> None:
     uuid, (first, second) = physical_request(system, 2)
     started(system, first)
     reason = "safety limit tripped: voltage 4.31 V > 4.25 V"
-    assert end(system, uuid, first, {"status": "failed", "end_cause": "safety", "reason": reason}) == "Failed"
+    # one failed run of a design does not stop the others: the request waits for them
+    assert end(system, uuid, first, {"status": "failed", "end_cause": "safety_limit", "reason": reason}) == "Running"
+    started(system, second)
+    assert end(system, uuid, second, {"status": "completed", "end_cause": "procedure_complete"}) == "Completed"
     with system.database.transaction() as session:
         request = requests.get_by_uuid(session=session, test_uuid=uuid)
-        assert request.failure_reason == f"run {first} failed: {reason}"
-    # the other run may still end (cancelled by its bench): recorded, the request stays Failed
-    assert end(system, uuid, second, {"status": "cancelled", "end_cause": "stop"}) == "Failed"
-    assert (row(system, second).state, row(system, second).end_cause) == ("cancelled", "cancelled")
+        said = [e.reason or "" for e in request.events if e.to_value == "Completed"]
+    assert said and f"1 of 2 run(s) completed, 1 failed (run {first} failed: {reason})" in said[-1]
+
+
+def test_a_request_whose_every_run_failed_fails_with_each_reason(system: System, requester: Actor) -> None:
+    uuid, (first, second) = physical_request(system, 2)
+    started(system, first)
+    assert end(system, uuid, first, {"status": "failed", "end_cause": "error", "reason": "no answer"}) == "Running"
+    assert end(system, uuid, second, {"status": "failed", "end_cause": "error", "reason": "rejected"}) == "Failed"
+    with system.database.transaction() as session:
+        request = requests.get_by_uuid(session=session, test_uuid=uuid)
+        assert request.failure_reason == f"run {first} failed: no answer; run {second} failed: rejected"
 
 
 def test_the_same_end_recorded_twice_is_rewritten_another_is_refused(system: System, requester: Actor) -> None:

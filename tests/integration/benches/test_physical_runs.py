@@ -36,6 +36,9 @@ from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_p
 from tests.integration.pipeline.helpers import ROUND_THE_CLOCK, new_request, wait_for
 from tests.mqtt_helpers import RunningServices
 
+# The gateway's decisions do not depend on the broker: the fault tests run on the embedded one;
+# the whole run and the LIMS restart (where the broker's session matters) on both.
+ONE_BROKER = pytest.mark.parametrize("broker", ["amqtt"], indirect=True)
 BENCHES = {"rig-1": secrets.token_urlsafe(12), "rig-2": secrets.token_urlsafe(12)}
 RIG = registry.Ratings(max_current_A=50.0, max_voltage_V=10.0, min_voltage_V=0.0, temperature_chamber=True)
 
@@ -202,6 +205,7 @@ def test_a_physical_capacity_run_completes_with_every_sample_once(lab: Lab) -> N
     assert sum(n for _, n in {i: n for i, n in batches}.items()) == got.records
 
 
+@ONE_BROKER
 def test_a_bench_that_never_answers_loses_the_run_to_another_bench(lab: Lab) -> None:
     lab.emulate("rig-1", "--fault", "never-answer")
     lab.emulate("rig-2")
@@ -221,6 +225,7 @@ def test_a_bench_that_never_answers_loses_the_run_to_another_bench(lab: Lab) -> 
     assert got.gaps == [] and got.records > 100
 
 
+@ONE_BROKER
 def test_a_bench_that_rejects_with_no_other_bench_fails_the_request_saying_why(lab: Lab) -> None:
     lab.emulate("rig-1", "--fault", "reject")
     uuid, run_id = lab.request("rig-1")
@@ -230,6 +235,7 @@ def test_a_bench_that_rejects_with_no_other_bench_fails_the_request_saying_why(l
     assert lab.run(run_id).state == "failed"
 
 
+@ONE_BROKER
 def test_a_safety_trip_fails_the_run_with_the_limit_and_keeps_its_samples(lab: Lab) -> None:
     lab.emulate("rig-1", "--fault", "trip-safety")
     uuid, run_id = lab.request("rig-1")
@@ -242,6 +248,7 @@ def test_a_safety_trip_fails_the_run_with_the_limit_and_keeps_its_samples(lab: L
     assert got.records > 0 and got.gaps == []
 
 
+@ONE_BROKER
 def test_a_bench_that_goes_offline_mid_run_interrupts_it_and_the_samples_so_far_are_kept(lab: Lab) -> None:
     lab.emulate("rig-1", "--fault", "offline-after=3")
     uuid, run_id = lab.request("rig-1")

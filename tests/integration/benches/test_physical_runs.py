@@ -275,3 +275,30 @@ def test_a_lims_restart_mid_run_loses_and_duplicates_no_sample(lab: Lab) -> None
     with lab.system.database.transaction() as session:
         got = samples.assemble(session, run_id)
     assert got.gaps == [] and got.duplicates == 0 and got.records > 1000
+
+
+@ONE_BROKER
+def test_a_bench_speaking_for_another_benchs_run_is_refused_and_reported(lab: Lab) -> None:
+    lab.emulate("rig-1")
+    uuid, run_id = lab.request("rig-1")
+    wait_for(lambda: lab.run(run_id).state in ("running", "completed"), 30, "the run to start on rig-1")
+    errors = lab.broker.lab_peer()
+    assert errors.subscribe("fastest/v1/errors") == [1]
+    intruder = lab.broker.peer("rig-2", BENCHES["rig-2"])
+    assert intruder.connect() == 0
+    forged = {
+        "message_id": "forged-1", "run_id": run_id, "test_UUID": uuid, "seq": 0, "record_index": 0,
+        "timestamps": [0.0], "signals": {"Voltage / V": {"unit": "V", "values": [-25.0]}},
+    }  # fmt: skip
+    intruder.publish(f"fastest/v1/benches/rig-2/runs/{run_id}/metrics", forged)
+    topic, error = errors.next_message(timeout=15)
+    assert topic == "fastest/v1/errors" and error["client"] == "rig-2"
+    assert f"run {run_id!r} is booked on bench 'rig-1', not on 'rig-2'" in error["reason"]
+    assert lab.ended(uuid) is Status.Completed, lab.reason(uuid)
+    with lab.system.database.transaction() as session:
+        got = samples.assemble(session, run_id)
+        benches = set(
+            session.scalars(select(samples.RunMetricBatch.bench).where(samples.RunMetricBatch.run_id == run_id))
+        )
+    assert benches == {"rig-1"} and float(got.columns["Voltage / V"].min()) > 0  # the forged -25 V never stored
+    intruder.close()

@@ -287,7 +287,7 @@ def test_a_bench_speaking_for_another_benchs_run_is_refused_and_reported(lab: La
     intruder = lab.broker.peer("rig-2", BENCHES["rig-2"])
     assert intruder.connect() == 0
     forged = {
-        "message_id": "forged-1", "run_id": run_id, "test_UUID": uuid, "seq": 0, "record_index": 0,
+        "message_id": "forged-1", "run_id": run_id, "test_UUID": uuid, "seq": 0, "record_index": 9_999_999,
         "timestamps": [0.0], "signals": {"Voltage / V": {"unit": "V", "values": [-25.0]}},
     }  # fmt: skip
     intruder.publish(f"fastest/v1/benches/rig-2/runs/{run_id}/metrics", forged)

@@ -84,6 +84,7 @@ def test_the_api_lets_a_lab_manager_manage_benches_and_everyone_read_them(
         "max_voltage_V": 450.0,
         "channels": 1,
         "temperature_chamber": False,
+        "reported": None,  # it has not come online
     }
     missing = client.post("/api/v1/benches", json={"name": "rig-8", "kind": "physical"}, headers=manager.headers)
     assert missing.status_code == 422 and "needs max_current_A and max_voltage_V" in missing.text
@@ -148,3 +149,25 @@ def test_the_benches_page_shows_the_registry_and_lets_only_a_lab_manager_change_
             False,
         )
     assert re.search(r'name="max_current" value="80.0"', client.get("/benches").text)
+
+
+def test_what_a_physical_bench_last_reported_is_in_the_api_and_on_the_page(
+    client: TestClient, system: System, manager: Actor, requester: Actor
+) -> None:
+    from fastlims.benches.gateway.models import BenchLiveState
+
+    with system.database.transaction() as session:
+        rig = registry.Ratings(max_current_A=50.0, max_voltage_V=5.0)
+        registry.add(session=session, name="rig-5", kind="physical", ratings=rig)
+        registry.add(session=session, name="rig-6", kind="physical", ratings=rig)
+        session.add(
+            BenchLiveState(bench="rig-5", state="running", run_id="abc.run-001", capabilities_json='{"channels": 1}')
+        )
+    listed = {b["name"]: b for b in client.get("/api/v1/benches", headers=requester.headers).json()}
+    assert listed["rig-5"]["reported"]["state"] == "running" and listed["rig-5"]["reported"]["run_id"] == "abc.run-001"
+    assert listed["rig-5"]["reported"]["capabilities"] == {"channels": 1}
+    assert listed["rig-6"]["reported"] is None  # never online
+    login(client, "rita")
+    page = client.get("/benches").text
+    assert 'data-testid="reported-rig-5"><span class="badge text-bg-primary">running</span>' in page
+    assert "never online" in page

@@ -3,12 +3,15 @@ and enables benches (the same functions as ``fastlims benches``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from fastlims.benches import registry
+from fastlims.benches.gateway.models import BenchLiveState
 from fastlims.deps import DbSession, SystemDep
 from fastlims.users.deps import ApiUser, require_api_role
 from fastlims.users.models import Role, User
@@ -50,17 +53,31 @@ class BenchChange(BaseModel):
     calendar: dict[str, Any] | None = None
 
 
+class BenchReported(BaseModel):
+    """What a physical bench last said about itself on its ``state`` topic."""
+
+    state: str
+    run_id: str | None
+    since: datetime
+    capabilities: dict[str, Any] | None
+
+
 class BenchOut(BenchRatingsIn):
     name: str
     kind: str
     active: bool
     capabilities: list[str]
     calendar: dict[str, Any] | None
+    reported: BenchReported | None = None
 
 
-def bench_out(record: registry.BenchRecord) -> BenchOut:
+def bench_out(record: registry.BenchRecord, live: BenchLiveState | None = None) -> BenchOut:
     ratings = registry.ratings_of(record)
+    reported = None
+    if live is not None:
+        reported = BenchReported(state=live.state, run_id=live.run_id, since=live.since, capabilities=live.capabilities)
     return BenchOut(
+        reported=reported,
         name=record.name,
         kind=record.kind,
         active=record.is_active,
@@ -83,7 +100,9 @@ def _refused(exc: registry.BenchError) -> HTTPException:
 @router.get("", response_model=list[BenchOut])
 def list_benches(session: DbSession, user: ApiUser, include_disabled: bool = False) -> list[BenchOut]:
     """The registry's benches (active ones unless ``include_disabled``)."""
-    return [bench_out(r) for r in registry.get_all(session=session, active_only=not include_disabled)]
+    live = {row.bench: row for row in session.scalars(select(BenchLiveState))}
+    records = registry.get_all(session=session, active_only=not include_disabled)
+    return [bench_out(r, live.get(r.name)) for r in records]
 
 
 @router.post("", response_model=BenchOut, status_code=status.HTTP_201_CREATED)

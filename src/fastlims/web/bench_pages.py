@@ -10,8 +10,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from fastlims.benches import registry
+from fastlims.benches.gateway.models import BenchLiveState
 from fastlims.deps import DbSession, SystemDep
 from fastlims.users.models import Role, User
 from fastlims.web.deps import PageUser, check_csrf
@@ -50,7 +52,8 @@ def _page(
     status_code: int = 200,
 ) -> HTMLResponse:
     benches = registry.get_all(session=session, active_only=False)
-    rows = [(b, registry.ratings_of(b)) for b in benches]
+    live = {row.bench: row for row in session.scalars(select(BenchLiveState))}
+    rows = [(b, registry.ratings_of(b), live.get(b.name)) for b in benches]
     context = {
         "user": user,
         "rows": rows,

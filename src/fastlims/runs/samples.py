@@ -10,10 +10,12 @@ the run's columns (Battery Data Format names), reporting any gap instead of hidi
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Float, Integer, String, Text, UniqueConstraint, select
@@ -79,12 +81,16 @@ def store(session: Session, batches: Sequence[Batch]) -> int:
         }
         for b in batches
     ]
-    table = RunMetricBatch.__table__
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).on_conflict_do_nothing(index_elements=["RunId", "FirstRecord"])
-    result = session.execute(statement, rows)
+    result = session.execute(_insert_new(session.get_bind().dialect.name), rows)
     return int(result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows))
+
+
+@functools.cache
+def _insert_new(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (RunId, FirstRecord) DO NOTHING``, built once per dialect (the
+    gateway stores hundreds of batches a second)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(RunMetricBatch.__table__).on_conflict_do_nothing(index_elements=["RunId", "FirstRecord"])
 
 
 @dataclass

@@ -372,8 +372,8 @@ class StepResidualMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step_count: int = Field(ge=0)
-    step_id: int | None = Field(default=None, ge=0, description="The procedure leaf (``Step ID``)")
+    step_count: int = Field(ge=-1, description="-1: samples before the procedure's first step")
+    step_id: int | None = Field(default=None, ge=-1, description="The procedure leaf (``Step ID``; -1: none yet)")
     start_time_s: float = Field(description="The step's first compared sample, test time")
     samples: int = Field(ge=0)
     rms_voltage_error_V: float | None = Field(description="None when the step has no compared sample")

@@ -131,31 +131,14 @@ def compare_after_end(
         measured = _series(storage, f"{results}/{physical.run_id}/{RESULTS_FILE}", "measured")
         predicted = _series(storage, f"{results}/{twin.run_id}/{RESULTS_FILE}", "predicted")
         found = comparison.compare(measured, predicted)
-    except comparison.ComparisonError as exc:
-        log.warning("hybrid run not compared", extra={"run_id": physical.run_id, "problem": str(exc)})
-        physical.comparison_json = json.dumps({"twin_run_id": twin.run_id, "problem": str(exc)[:2000]})
+        message = _message(physical, twin, found, threshold_v)
+    except Exception as exc:  # noqa: BLE001 - a comparison that cannot be made never undoes the run's end
+        problem = str(exc) if isinstance(exc, comparison.ComparisonError) else f"{type(exc).__name__}: {exc}"
+        log.warning("hybrid run not compared", extra={"run_id": physical.run_id, "problem": problem})
+        physical.comparison_json = json.dumps({"twin_run_id": twin.run_id, "problem": problem[:2000]})
         return None
     overall = found.overall
-    alert = comparison.exceeds(found, threshold_v)
-    message = RunComparison(
-        run_id=physical.run_id,
-        twin_run_id=twin.run_id,
-        test_UUID=physical.test_uuid,
-        bench=physical.bench,
-        twin_bench=twin.bench,
-        at=seed_time(utcnow()),
-        samples=overall.samples,
-        uncovered_samples=found.uncovered,
-        rms_voltage_error_V=overall.rms_voltage_error_V,
-        max_voltage_error_V=overall.max_voltage_error_V,
-        mean_voltage_error_V=overall.mean_voltage_error_V,
-        temperature_samples=overall.temperature_samples,
-        rms_temperature_error_K=overall.rms_temperature_error_K,
-        max_temperature_error_K=overall.max_temperature_error_K,
-        threshold_V=threshold_v,
-        alert=alert,
-        steps=[StepResidualMessage.model_validate(_finite(step.as_dict())) for step in found.steps],
-    )
+    alert = message.alert
     document = message.model_dump(mode="json")
     physical.comparison_json = json.dumps(document, allow_nan=False)
     files.put_json(storage, f"{results}/{physical.run_id}/{COMPARISON_FILE}", document)
@@ -176,6 +159,31 @@ def compare_after_end(
         extra={"run_id": physical.run_id, "rms_V": overall.rms_voltage_error_V, "alert": alert},
     )
     return message
+
+
+def _message(
+    physical: ScheduledRun, twin: ScheduledRun, found: comparison.Comparison, threshold_v: float
+) -> RunComparison:
+    overall = found.overall
+    return RunComparison(
+        run_id=physical.run_id,
+        twin_run_id=twin.run_id,
+        test_UUID=physical.test_uuid,
+        bench=physical.bench,
+        twin_bench=twin.bench,
+        at=seed_time(utcnow()),
+        samples=overall.samples,
+        uncovered_samples=found.uncovered,
+        rms_voltage_error_V=overall.rms_voltage_error_V,
+        max_voltage_error_V=overall.max_voltage_error_V,
+        mean_voltage_error_V=overall.mean_voltage_error_V,
+        temperature_samples=overall.temperature_samples,
+        rms_temperature_error_K=overall.rms_temperature_error_K,
+        max_temperature_error_K=overall.max_temperature_error_K,
+        threshold_V=threshold_v,
+        alert=comparison.exceeds(found, threshold_v),
+        steps=[StepResidualMessage.model_validate(_finite(step.as_dict())) for step in found.steps],
+    )
 
 
 def _finite(values: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from tests.bench_helpers import BenchBroker, capacity_run_file
 from tests.integration.benches.test_physical_runs import BENCHES, RIG, Lab, backend, broker  # noqa: F401
 from tests.integration.pipeline.conftest import start_pipeline, stop_pipeline
 from tests.integration.pipeline.helpers import INTERCONNECTION, ROUND_THE_CLOCK, new_request
+from tests.integration.test_auth import login
 from tests.mqtt_helpers import RunningServices
 
 PARTNER = "dt-hybrid"
@@ -184,7 +185,8 @@ def test_a_physical_run_and_its_twin_complete_and_their_residual_is_published_an
         assert [s["step_count"] for s in comparison["steps"]] == [s["step_count"] for s in stored["steps"]]
         of_twin = client.get(f"/api/v1/test-requests/{number}/runs/{twin_id}", headers=headers).json()
         assert of_twin["twin_of"] == run_id and of_twin["comparison"] is None
-        page = client.get(f"/requests/{number}", cookies=_login(client))
+        login(client, "rita")
+        page = client.get(f"/requests/{number}")
         assert page.status_code == 200
         assert 'data-testid="twin-alert"' in page.text and "no longer matches the real cell" in page.text
 
@@ -194,11 +196,3 @@ def test_a_physical_run_and_its_twin_complete_and_their_residual_is_published_an
         alerts = [e for e in events if e.kind == "run" and (e.field or "").endswith("twin residual")]
     assert len(alerts) == 1 and f"{stored['rms_voltage_error_V']:.4f} V" in (alerts[0].reason or "")
     assert "FASTLIMS_TWIN_RESIDUAL_ALERT_V" in (alerts[0].reason or "")
-
-
-def _login(client: TestClient) -> dict[str, str]:
-    from tests.conftest import PASSWORD
-
-    response = client.post("/login", data={"username": "rita", "password": PASSWORD}, follow_redirects=False)
-    assert response.status_code in (302, 303), response.text
-    return dict(response.cookies)

@@ -210,6 +210,17 @@ class Settings(BaseSettings):
     bench_max_duration_factor: float = Field(
         default=3.0, ge=1, description="A physical run is aborted past this many times its expected duration"
     )
+    # --- hybrid runs (fastlims.runs.twins): the Digital Twin's prediction beside the measurement
+    twin_runs: bool = Field(
+        default=True,
+        description="A physical run of a request with Digital Twin models gets a twin run on a virtual bench",
+    )
+    twin_residual_alert_v: float = Field(
+        default=0.05,
+        ge=0,
+        description="A hybrid run whose RMS voltage error (measured − predicted) exceeds this many volts raises "
+        "an alert on its request: the model no longer matches the real cell",
+    )
     # --- the simulation sandbox (fastlims.benches.sandbox): partner FMUs are native code
     virtual_bench_sandbox: str = Field(
         default="auto",

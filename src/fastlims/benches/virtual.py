@@ -59,7 +59,7 @@ from fastlims.procedures.runfile import RunFileError, RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.models import TestRequest
 from fastlims.requests.states import Status
-from fastlims.runs import queues
+from fastlims.runs import queues, twins
 from fastlims.runs import service as runs
 from fastlims.runs.lifecycle import RunState
 from fastlims.runs.models import ScheduledRun
@@ -422,6 +422,10 @@ def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any
             session, run_id=run_id, test_uuid=uuid, outcome=ended, actor=ACTOR,
             results_folder=order["results_folder"], summary=summary, fmu_set=order.get("fmu_set"),
         )  # fmt: skip
+        # A twin run that ends after its physical run compares the two (once; see runs.twins).
+        twins.compare_after_end(
+            session, storage=ctx.storage, run_id=run_id, threshold_v=ctx.settings.twin_residual_alert_v
+        )
     event = {"completed": "completed", "cancelled": "cancelled"}.get(status, "failed")
     ctx.event(order, event, 100.0 if status == "completed" else 0.0, outcome.get("reason") or None)
     return {"run_id": run_id, "status": status, "request_status": final}

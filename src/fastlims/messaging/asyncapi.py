@@ -115,6 +115,22 @@ _CHANNELS: list[tuple[str, str, list[str], str, str]] = [
         "MetricsBatch",
         "The live metrics of the partner's own requests (the LIMS's copy of the bench's, same seq).",
     ),
+    (
+        "runComparison",
+        "benches/{bench}/runs/{run_id}/comparison",
+        ["bench", "run_id"],
+        "RunComparison",
+        "A hybrid run's residual (measured − predicted voltage and temperature, per step and overall, RMS and "
+        "maximum), published once when the physical run and its twin have both completed; alert when the RMS "
+        "voltage error exceeds the lab's threshold. QoS 1 (the lab's; LIMS role).",
+    ),
+    (
+        "partnerRunComparison",
+        "partners/{partner}/runs/{run_id}/comparison",
+        ["partner", "run_id"],
+        "RunComparison",
+        "The residual of a hybrid run of the partner's own requests (the LIMS's copy; the partner's level only).",
+    ),
     ("errors", "errors", [], "ErrorMessage", "Every message the LIMS refused, with the reason (the lab's; LIMS role)."),
 ]
 _OPERATIONS: list[tuple[str, str, str]] = [
@@ -130,6 +146,8 @@ _OPERATIONS: list[tuple[str, str, str]] = [
     ("receiveBenchState", "receive", "benchState"),
     ("receiveRunEvents", "receive", "runEvents"),
     ("receiveRunMetrics", "receive", "runMetrics"),
+    ("sendRunComparison", "send", "runComparison"),
+    ("sendPartnerRunComparison", "send", "partnerRunComparison"),
     ("sendError", "send", "errors"),
 ]
 

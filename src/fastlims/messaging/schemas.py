@@ -379,6 +379,51 @@ class MetricsBatch(_Message):
         return len(self.timestamps) * max(1, len(self.signals))
 
 
+class StepResidualMessage(BaseModel):
+    """The residual over one step execution of the measured run (``Step Count / 1``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    step_count: int = Field(ge=-1, description="-1: samples before the procedure's first step")
+    step_id: int | None = Field(default=None, ge=-1, description="The procedure leaf (``Step ID``; -1: none yet)")
+    start_time_s: float = Field(description="The step's first compared sample, test time")
+    samples: int = Field(ge=0)
+    rms_voltage_error_V: float | None = Field(description="None when the step has no compared sample")
+    max_voltage_error_V: float | None
+    mean_voltage_error_V: float | None
+    temperature_samples: int = Field(default=0, ge=0)
+    rms_temperature_error_K: float | None = None
+    max_temperature_error_K: float | None = None
+
+
+class RunComparison(_Message):
+    """LIMS → Digital Twin on ``…/benches/{bench}/runs/{run_id}/comparison`` and the partner's copy
+    ``…/partners/{partner}/runs/{run_id}/comparison`` (QoS 1): a hybrid run's residual, measured −
+    predicted, once the physical run and its twin (the same procedure and factors on the partner's
+    models, on a virtual bench) both completed. The prediction is interpolated onto the measured
+    test time; voltage errors in V, temperature errors in K; ``alert`` when the whole run's RMS
+    voltage error exceeds ``threshold_V`` (``FASTLIMS_TWIN_RESIDUAL_ALERT_V``): the model no longer
+    matches the real cell."""
+
+    run_id: str = Field(max_length=128, description="The physical run (the measurement)")
+    twin_run_id: str = Field(max_length=128, description="Its twin run (the prediction)")
+    test_UUID: str = Field(max_length=128)
+    bench: str = Field(max_length=100, description="The physical bench")
+    twin_bench: str = Field(max_length=100, description="The virtual bench the twin ran on")
+    at: SeedTime
+    samples: int = Field(ge=0, description="Measured samples compared")
+    uncovered_samples: int = Field(default=0, ge=0, description="Measured samples outside the prediction's time")
+    rms_voltage_error_V: float = Field(ge=0)
+    max_voltage_error_V: float = Field(ge=0, description="The largest absolute voltage error")
+    mean_voltage_error_V: float = Field(description="The bias: positive when the cell reads above the model")
+    temperature_samples: int = Field(default=0, ge=0)
+    rms_temperature_error_K: float | None = Field(default=None, ge=0, description="None without temperatures")
+    max_temperature_error_K: float | None = Field(default=None, ge=0)
+    threshold_V: float = Field(ge=0, description="The RMS voltage error above which the alert is raised")
+    alert: bool
+    steps: list[StepResidualMessage] = Field(default_factory=list, max_length=100_000)
+
+
 ALL_MESSAGES: dict[str, type[BaseModel]] = {
     "RequestMessage": RequestMessage,
     "AckMessage": AckMessage,
@@ -389,4 +434,5 @@ ALL_MESSAGES: dict[str, type[BaseModel]] = {
     "BenchState": BenchState,
     "RunEvent": RunEvent,
     "MetricsBatch": MetricsBatch,
+    "RunComparison": RunComparison,
 }

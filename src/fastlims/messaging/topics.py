@@ -64,6 +64,10 @@ class Topics:
     def run_metrics(self, bench: str, run_id: str) -> str:
         return f"{self.prefix}/benches/{check_id('bench', bench)}/runs/{check_id('run_id', run_id)}/metrics"
 
+    # LIMS → DT: a hybrid run's residual (measured − predicted), under the physical run's bench
+    def run_comparison(self, bench: str, run_id: str) -> str:
+        return f"{self.prefix}/benches/{check_id('bench', bench)}/runs/{check_id('run_id', run_id)}/comparison"
+
     def errors(self) -> str:
         return f"{self.prefix}/errors"
 
@@ -86,6 +90,10 @@ class Topics:
     def partner_run_metrics(self, partner: str, run_id: str) -> str:
         """The live metrics of a request the partner serves (a copy of the bench's)."""
         return f"{self.prefix}/partners/{check_id('partner', partner)}/runs/{check_id('run_id', run_id)}/metrics"
+
+    def partner_run_comparison(self, partner: str, run_id: str) -> str:
+        """The residual of a hybrid run of a request the partner serves (the lab's copy)."""
+        return f"{self.prefix}/partners/{check_id('partner', partner)}/runs/{check_id('run_id', run_id)}/comparison"
 
     def partner_errors(self, partner: str) -> str:
         return f"{self.prefix}/partners/{check_id('partner', partner)}/errors"

@@ -64,3 +64,7 @@ class ScheduledRun(Base):
     fmu_set: Mapped[str | None] = mapped_column("FmuSet", String(64), nullable=True, index=True)
     simulated_seconds: Mapped[float | None] = mapped_column("SimulatedSeconds", Float, nullable=True)
     wall_seconds: Mapped[float | None] = mapped_column("WallSeconds", Float, nullable=True)
+    # Hybrid runs (migration 0013): a twin run names the physical run it shadows; the physical run
+    # keeps the comparison of the two once both ended (:mod:`fastlims.runs.twins`).
+    twin_of: Mapped[str | None] = mapped_column("TwinOf", String(128), nullable=True, index=True)
+    comparison_json: Mapped[str | None] = mapped_column("ComparisonJson", Text, nullable=True)

@@ -21,7 +21,15 @@ from fastlims.requests.models import TestRequest
 from fastlims.requests.service import NotFound
 from fastlims.runs.models import ScheduledRun
 from fastlims.runs.results import RESULTS_FILE, SUMMARY_FILE
-from fastlims.runs.schemas import CycleSummary, RunDetailOut, RunOut, RunOutcomes, StepSummary
+from fastlims.runs.schemas import (
+    ComparisonDetailOut,
+    ComparisonOut,
+    CycleSummary,
+    RunDetailOut,
+    RunOut,
+    RunOutcomes,
+    StepSummary,
+)
 from fastlims.timeutil import to_local
 
 log = logging.getLogger(__name__)
@@ -92,7 +100,15 @@ def run_out(row: ScheduledRun, zone: ZoneInfo) -> RunOut:
         reason=row.reason,
         factors=factors(row),
         outcomes=outcomes(row),
+        twin_of=row.twin_of,
+        comparison=ComparisonOut.model_validate(comparison_of(row)) if row.comparison_json else None,
     )
+
+
+def comparison_of(row: ScheduledRun) -> dict[str, Any]:
+    """The stored comparison of a physical run and its twin (empty before it was computed)."""
+    document = json.loads(row.comparison_json) if row.comparison_json else {}
+    return document if isinstance(document, dict) else {}
 
 
 def list_runs(*, session: Session, request: TestRequest, zone: ZoneInfo) -> list[RunOut]:
@@ -124,4 +140,7 @@ def get_run(
     except ValidationError as exc:  # a summary of another format: the run still answers
         log.warning("a run summary does not fit the runs API", extra={"run_id": run_id, "problem": str(exc)})
         steps, cycles = [], []
-    return RunDetailOut(**run_out(row, zone).model_dump(), steps=steps, cycles=cycles)
+    answer = run_out(row, zone).model_dump(exclude={"comparison"})
+    stored = comparison_of(row)
+    detail = ComparisonDetailOut.model_validate(stored) if stored else None
+    return RunDetailOut(**answer, steps=steps, cycles=cycles, comparison=detail)

@@ -86,6 +86,46 @@ class CycleSummary(BaseModel):
     max_temperature_C: float | None = None
 
 
+class ComparisonOut(BaseModel):
+    """A hybrid run's residual, measured − predicted (its twin's prediction interpolated onto the
+    measured test time): voltage errors in V, temperature errors in K. ``problem`` instead of the
+    numbers when the two runs could not be compared."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    twin_run_id: str
+    rms_voltage_error_V: float | None = None
+    max_voltage_error_V: float | None = Field(default=None, description="The largest absolute voltage error")
+    mean_voltage_error_V: float | None = Field(default=None, description="The bias: the cell reads higher if > 0")
+    rms_temperature_error_K: float | None = None
+    max_temperature_error_K: float | None = None
+    samples: int | None = Field(default=None, description="Measured samples compared")
+    threshold_V: float | None = Field(default=None, description="FASTLIMS_TWIN_RESIDUAL_ALERT_V when compared")
+    alert: bool = Field(default=False, description="The RMS voltage error exceeds the threshold")
+    problem: str | None = Field(default=None, description="Why the runs could not be compared")
+
+
+class StepResidual(BaseModel):
+    """The residual over one step execution of the measured run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step_count: int
+    step_id: int | None
+    start_time_s: float
+    samples: int
+    rms_voltage_error_V: float | None
+    max_voltage_error_V: float | None
+    rms_temperature_error_K: float | None = None
+    max_temperature_error_K: float | None = None
+
+
+class ComparisonDetailOut(ComparisonOut):
+    """The residual with each step's."""
+
+    steps: list[StepResidual] = Field(default_factory=list)
+
+
 class RunOut(BaseModel):
     """One run of a request: where and when it ran, how it ended, its factors and outcomes."""
 
@@ -105,6 +145,12 @@ class RunOut(BaseModel):
         description="The run's DoE values: its procedure variable values and any FMU parameter values"
     )
     outcomes: RunOutcomes | None = Field(description="None until the run has ended with results")
+    twin_of: str | None = Field(
+        default=None, description="A twin run: the physical run whose prediction it is (docs/benches.md, Hybrid runs)"
+    )
+    comparison: ComparisonOut | None = Field(
+        default=None, description="A physical run with a twin: the residual, None until both runs completed"
+    )
 
 
 class RunDetailOut(RunOut):
@@ -112,3 +158,6 @@ class RunDetailOut(RunOut):
 
     steps: list[StepSummary]
     cycles: list[CycleSummary]
+    comparison: ComparisonDetailOut | None = Field(  # type: ignore[assignment]
+        default=None, description="A physical run with a twin: the residual with each step's, None until computed"
+    )

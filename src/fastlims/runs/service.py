@@ -177,28 +177,40 @@ def run_ended(
 def _decide_request(session: Session, request: Any, current: Status, actor: str) -> None:
     """Once every run of the request has ended: Completed when at least one run completed (the
     reason names each failed run and why), Failed when none did. Until then the request stays
-    where it is: one failed run of a design does not stop the others."""
+    where it is: one failed run of a design does not stop the others.
+
+    A twin run (``TwinOf``: the Digital Twin's prediction of a physical run, :mod:`.twins`) must
+    end too, but it is not a measurement: a completed twin alone does not complete the request,
+    and a failed twin is named in the reason without failing it."""
     rows = session.execute(
-        select(ScheduledRun.run_id, ScheduledRun.state, ScheduledRun.reason)
+        select(ScheduledRun.run_id, ScheduledRun.state, ScheduledRun.reason, ScheduledRun.twin_of)
         .where(ScheduledRun.test_uuid == request.test_uuid)
         .order_by(ScheduledRun.run_id)
     ).all()
-    if not rows or any(state not in END_STATUSES for _run, state, _reason in rows):
+    if not rows or any(state not in END_STATUSES for _run, state, _reason, _twin in rows):
         return
-    failed = [(run, reason) for run, state, reason in rows if state == RunState.failed.value]
-    completed = [run for run, state, _reason in rows if state == RunState.completed.value]
+    failed = [(run, reason) for run, state, reason, _twin in rows if state == RunState.failed.value]
+    completed = [run for run, state, _reason, twin in rows if state == RunState.completed.value and twin is None]
     said = "; ".join(f"run {run} failed: {reason or 'no reason given'}" for run, reason in failed)
+    measured = [run for run, _state, _reason, twin in rows if twin is None]
+    twins_done = [run for run, state, _reason, twin in rows if state == RunState.completed.value and twin is not None]
     if not completed:
         if failed:
+            if twins_done:
+                said += f"; twin run(s) {', '.join(twins_done)} completed, but a prediction is not a measurement"
+            elif len(failed) != len(rows):
+                said += "; the other runs were cancelled"
             requests.change_status(
                 session=session, request=request, target=Status.Failed, actor=actor, expected=current,
-                reason=said[:4000] if len(failed) == len(rows) else f"{said}; the other runs were cancelled"[:4000],
+                reason=said[:4000],
             )  # fmt: skip
         return
     if current is not Status.Running:
         return
     request.simulation_progress = 100
-    summary = f"{len(completed)} of {len(rows)} run(s) completed"
+    summary = f"{len(completed)} of {len(measured)} run(s) completed"
+    if twins_done:
+        summary += f" and {len(twins_done)} twin run(s)"
     requests.change_status(
         session=session, request=request, target=Status.SimulationComplete, actor=actor,
         expected=Status.Running, reason=summary + (f"; {said}" if failed else ""),

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from fastlims.intake.service import Intake
 from fastlims.requests.models import TestRequest
-from fastlims.runs import plots
+from fastlims.runs import plots, twins
 from fastlims.runs import queries as runs
 from fastlims.runs.schemas import RunOut, Verdict
 
@@ -69,6 +69,20 @@ class ResultsView:
     outcome_titles: list[str]
     with_verdict: bool
     runs: list[RunView] = field(default_factory=list)
+
+    @property
+    def with_twins(self) -> bool:
+        """Some run is hybrid: the table gets the twin residual column."""
+        return any(v.run.comparison is not None or v.run.twin_of is not None for v in self.runs)
+
+    @property
+    def twin_alerts(self) -> list[str]:
+        """The alerts of hybrid runs whose residual exceeds the threshold, in words."""
+        return [
+            twins.alert_text({**v.run.comparison.model_dump(), "run_id": v.run.run_id})
+            for v in self.runs
+            if v.run.comparison is not None and v.run.comparison.alert
+        ]
 
 
 def _number(value: float | None, fmt: Callable[[float], str]) -> str:

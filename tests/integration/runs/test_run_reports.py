@@ -169,3 +169,40 @@ def test_state_changes_follow_the_lifecycle(system: System, requester: Actor) ->
     assert row(system, first).state == "cancelled"
     with system.database.transaction() as session:
         assert Status(requests.get_by_uuid(session=session, test_uuid=uuid).status) is Status.Running
+
+
+def add_twin(system: System, run_id: str) -> str:
+    from fastlims.runs import twins
+
+    with system.database.transaction() as session:
+        made = twins.add_twin(session, run_id=run_id, bench="virtual-1", now=utcnow()).run_id
+        again = twins.add_twin(session, run_id=run_id, bench="virtual-2", now=utcnow())  # a re-run adds nothing
+        assert (again.run_id, again.bench, again.twin_of) == (made, "virtual-1", run_id)
+    return made
+
+
+def test_a_failed_twin_does_not_fail_the_request_and_is_named(system: System, requester: Actor) -> None:
+    uuid, (physical,) = physical_request(system, 1)
+    started(system, physical)
+    twin = add_twin(system, physical)
+    assert twin == f"{physical}.twin" and row(system, twin).bench_kind == "virtual"
+    assert end(system, uuid, physical, {"status": "completed", "end_cause": "procedure_complete"}) == "Running"
+    assert end(system, uuid, twin, {"status": "failed", "end_cause": "error", "reason": "FMU crashed"}) == "Completed"
+    with system.database.transaction() as session:
+        said = [e.reason or "" for e in requests.get_by_uuid(session=session, test_uuid=uuid).events]
+    assert any(f"1 of 1 run(s) completed, 1 failed (run {twin} failed: FMU crashed)" in r for r in said), said
+
+
+def test_a_completed_twin_does_not_complete_a_request_whose_measurement_failed(
+    system: System, requester: Actor
+) -> None:
+    uuid, (physical,) = physical_request(system, 1)
+    started(system, physical)
+    twin = add_twin(system, physical)
+    started(system, twin)
+    assert end(system, uuid, twin, {"status": "completed", "end_cause": "procedure_complete"}) == "Running"
+    failed = {"status": "failed", "end_cause": "safety_limit", "reason": "T1 61 °C > 60 °C"}
+    assert end(system, uuid, physical, failed) == "Failed"
+    with system.database.transaction() as session:
+        reason = requests.get_by_uuid(session=session, test_uuid=uuid).failure_reason or ""
+    assert f"run {physical} failed: T1 61 °C > 60 °C" in reason and "a prediction is not a measurement" in reason

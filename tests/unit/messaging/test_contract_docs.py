@@ -37,7 +37,7 @@ def test_every_time_field_has_the_one_documented_format() -> None:
         for field, spec in schema.get("properties", {}).items()
         if field in ("at", "since", "test_date", "last_update", "scheduled_start", "t0_utc")
     }
-    assert len(time_fields) == 8  # BenchReply.at joined in bench contract v1
+    assert len(time_fields) == 9  # BenchReply.at joined in bench contract v1, RunComparison.at with hybrid runs
     for name, field in time_fields:
         spec = schemas[name]["properties"][field]
         options = [spec, *spec.get("anyOf", [])]

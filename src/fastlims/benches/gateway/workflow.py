@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import tempfile
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any, Protocol
 
 from dbos import DBOS
 
+from fastlims.benches import registry
 from fastlims.benches.gateway import placement, policy
 from fastlims.benches.gateway.ingest import RUN_TOPIC, reply_topic
 from fastlims.benches.gateway.models import BenchLiveState
@@ -48,7 +50,7 @@ from fastlims.procedures.runfile import RunProcedure
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
 from fastlims.runs import events as run_events
-from fastlims.runs import queues, samples
+from fastlims.runs import queues, samples, twins
 from fastlims.runs.lifecycle import RunState
 from fastlims.runs.models import ScheduledRun
 from fastlims.runs.results import RESULTS_FILE, SUMMARY_FILE
@@ -266,7 +268,50 @@ def record_step(order: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any
             session, run_id=order["run_id"], test_uuid=order["test_UUID"], outcome=outcome, actor=ACTOR,
             results_folder=order["results_folder"], summary=summary,
         )  # fmt: skip
+        # A physical run that ends after its twin compares the two (once; see runs.twins).
+        twins.compare_after_end(
+            session, storage=ctx.storage, run_id=order["run_id"], threshold_v=ctx.settings.twin_residual_alert_v
+        )
     return {"run_id": order["run_id"], "status": outcome["status"], "request_status": final}
+
+
+def twin_step(order: dict[str, Any]) -> dict[str, Any]:
+    """The run's twin, once the bench accepted the start: the same procedure and factors on the
+    request's Digital Twin models, queued at once on a virtual bench (the registry's, else the
+    defaults; chosen by the run id, so the same bench on a re-run). None when the request has no
+    models (its order carries no FMUs) or ``FASTLIMS_TWIN_RUNS`` is off."""
+    ctx = CONTEXT.get()
+    if not ctx.settings.twin_runs or not order.get("fmus") or not order.get("interconnection"):
+        return {"twin": None}
+    now = utcnow()
+    with ctx.database.transaction() as session:
+        records = registry.get_all(session=session)
+        names = sorted(r.name for r in records if r.kind == registry.Kind.virtual)
+        names = names or registry.default_virtual_names(ctx.settings.pipeline_virtual_benches)
+        if not names:
+            return {"twin": None}
+        bench = names[zlib.crc32(order["run_id"].encode()) % len(names)]
+        row = twins.add_twin(session, run_id=order["run_id"], bench=bench, now=now)
+        twin_order = {
+            key: value for key, value in order.items() if key not in ("tried_benches", "abuse", "expected_duration_s")
+        }
+        folder = order["results_folder"].rstrip("/").rsplit("/", 1)[0]
+        twin_order.update(
+            run_id=row.run_id,
+            design_run_id=row.design_run_id,
+            bench=row.bench,
+            bench_start=row.start_at.isoformat(),
+            bench_end=row.end_at.isoformat(),
+            scheduled_start=row.test_start_at.isoformat(),
+            idempotency_key=row.idempotency_key,
+            results_folder=f"{folder}/{row.run_id}/",
+            twin_of=order["run_id"],
+        )
+    ctx.requeue(
+        queue=queues.bench_queue(twin_order["bench"]), key=twin_order["idempotency_key"], order=twin_order,
+        workflow=queues.VIRTUAL_RUN_WORKFLOW, delay_s=0,
+    )  # fmt: skip
+    return {"twin": twin_order["run_id"], "bench": twin_order["bench"]}
 
 
 def _now_s() -> float:
@@ -300,6 +345,7 @@ def physical_run(order: dict[str, Any]) -> dict[str, Any]:
     started = command(order, "start", "loaded")
     if started is None or started.get("result") != "accepted":
         return _move_or_fail(order, _refusal("start", order["bench"], started, settings))
+    _step("twin", twin_step, order)
     ending = _watch(order, settings)
     outcome = _step("collect", collect_step, order, ending)
     recorded = _step("record", record_step, order, outcome)

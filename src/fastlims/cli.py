@@ -78,6 +78,7 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
         load_demo,
         non_loopback,
     )
+    from fastlims.demo_benches import DEMO_BENCH_SPEED, enable_emulated_benches
 
     system = _system("up")
     logs.configure(system.settings.log_level, system.settings.log_format)
@@ -106,8 +107,13 @@ def up(demo: bool, host: str | None, port: int | None) -> None:
         # when they are submitted, and a partner registered later would hear of them only when the
         # LIMS offers unanswered requests again (two minutes on).
         dt_name = enable_reference_digital_twin(system)
+        bench_names = enable_emulated_benches(system)
         load_demo(system, DEMO_USERS, DEMO_PASSWORD)
         click.echo(f"Reference Digital Twin '{dt_name}' answers requests and uploads FMUs over SFTP")
+        click.echo(
+            f"Emulated physical benches {', '.join(bench_names)} (fastlims bench emulate, one process each,"
+            f" {DEMO_BENCH_SPEED:g}x real time) run the Physical requests"
+        )
         click.echo(
             "Demo accounts (password 'fastlims-demo'): " + ", ".join(f"{name} ({role})" for name, role, _ in DEMO_USERS)
         )

@@ -82,6 +82,8 @@ class DemoRequest:
     test_name: str
     shows: str
     procedure: tuple[str, ...] = ()  # the requester's own procedure (text lines); empty: the default
+    bench: str = "Virtual"  # or "Physical": its runs go to the emulated benches emu-1 and emu-2
+    expected: str = "Completed"  # how the request ends when the demo works (``fastlims demo`` checks it)
 
 
 # Each runs the test's procedure in closed loop on the models the reference Digital Twin chooses
@@ -112,6 +114,18 @@ DEMO_REQUESTS: tuple[DemoRequest, ...] = (
             "Rest for 10 minutes",
             "Discharge at 1C until 2.5 V",
         ),
+        expected="Failed",
+    ),
+    DemoRequest(
+        "Gen3b - Cell", "Automotive", "IEC62660", "PERF-CAPACITY-RT",
+        "the same capacity test on a physical bench (the emulators emu-1 and emu-2, each its own process on "
+        "MQTT): the gateway stores every sample once and computes the same outcomes from the measurement",
+        bench="Physical",
+    ),
+    DemoRequest(
+        "Gen3b - Module", "Automotive", "ISO12405.4", "PERF-CAPACITY-RT",
+        "the module's capacity test on the emulated physical benches (rated 50 A, 0-60 V)",
+        bench="Physical",
     ),
 )  # fmt: skip
 
@@ -150,7 +164,7 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
                         test_name=sample.test_name,
                         # As soon as possible: the demo shows the loop run through to its end.
                         preferred_date=utcnow() + timedelta(seconds=5),
-                        bench="Virtual",
+                        bench=sample.bench,
                         variables=Variables(test_procedures=list(sample.procedure)) if sample.procedure else None,
                     ),
                     requester=requester,

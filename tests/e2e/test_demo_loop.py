@@ -283,8 +283,10 @@ def _physical_runs(api: httpx.Client, physical: dict[tuple[str, str], dict[str, 
             csv = api.get(f"/api/v1/test-requests/{item['request_number']}/runs/{listed['run_id']}/results.csv")
             assert csv.status_code == 200, csv.text
             columns = read_csv(csv.content)
+            # The cumulative column counts the charge up to each sample: interval i took out charge
+            # at sample i's current, which is negative while discharging.
             discharging = np.diff(columns[DISCHARGE_AH]) > 0
-            assert discharging.any() and (columns[CURRENT][1:][discharging] < 0).all(), key
+            assert discharging.any() and (columns[CURRENT][:-1][discharging] < 0).all(), key
             assert columns[VOLTAGE].min() >= cut_off - 0.01 * cut_off - 0.02, (key, columns[VOLTAGE].min())
 
 

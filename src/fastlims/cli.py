@@ -370,13 +370,13 @@ def mqtt_users() -> None:
 
 @mqtt_users.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["partner", "bench", "lims"]), required=True)
+@click.option("--role", type=click.Choice(["partner", "bench", "monitor"]), required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def mqtt_users_add(name: str, role: str, password_stdin: bool) -> None:
     """Add MQTT identity NAME; its topic ACL follows from ROLE (a bench's NAME is its bench id; a
-    partner's NAME is its partner name, added first with `fastlims partners add NAME`). Role lims
-    reads and writes every topic under the prefix, as the LIMS does: for an integrator's monitor
-    (e.g. `mosquitto_sub` on the benches' metrics), not for a partner or a bench."""
+    partner's NAME is its partner name, added first with `fastlims partners add NAME`). Role monitor
+    only reads the benches' state, run events and metrics: an integrator's dashboard or
+    `mosquitto_sub`, which can neither command a bench nor speak for one."""
     from fastlims.intake import partners
     from fastlims.messaging import identities
 

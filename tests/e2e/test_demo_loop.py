@@ -4,7 +4,7 @@ uploads the FMUs over SFTP; the pipeline designs, books and runs them on virtual
 the Physical requests, on the emulated benches emu-1 and emu-2 (each `fastlims bench emulate` in
 its own process, speaking MQTT to the LIMS's bench gateway). The command exits 0 only when every
 request ended as expected. It runs once on the embedded broker and once on Mosquitto; meanwhile an
-independent `mosquitto_sub` with a LIMS-role identity sees the physical runs' metrics batches.
+independent `mosquitto_sub` with a monitor identity sees the physical runs' metrics batches.
 
 Afterwards `fastlims up --demo` on the same data reads the physics back through the REST API (the
 results CSV download and the runs API): currents flowing both ways, a CV step's current tapering,
@@ -87,16 +87,18 @@ def _secret_file(path: Path, secret: str) -> None:
 
 @pytest.fixture(params=["amqtt", "mosquitto"])
 def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[str, str], int, tuple[str, str]]]:
-    """The demo's environment, its broker's port, and a LIMS-role identity for an independent
-    monitor: on the embedded broker added with `fastlims mqtt-users add NAME --role lims`; on
-    Mosquitto in its password file, beside the LIMS's, the Digital Twin's and the benches'."""
+    """The demo's environment, its broker's port, and an independent monitor's identity (role
+    monitor: it reads the benches' state, events and metrics, as the LIMS may, and publishes
+    nothing; `mqtt-users add` refuses to create LIMS identities): on the embedded broker added
+    with `fastlims mqtt-users add NAME --role monitor`; on Mosquitto in its password file and
+    ACL, beside the LIMS's, the Digital Twin's and the benches'."""
     if shutil.which("mosquitto_sub") is None:
         missing("mosquitto_sub (Debian package mosquitto-clients)")
     env = _environment(tmp_path)
     monitor = ("monitor", secrets.token_urlsafe(16))
     if request.param == "amqtt":
         added = subprocess.run(
-            [*FASTLIMS, "mqtt-users", "add", monitor[0], "--role", "lims", "--password-stdin"],
+            [*FASTLIMS, "mqtt-users", "add", monitor[0], "--role", "monitor", "--password-stdin"],
             env=env, input=monitor[1] + "\n", capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
@@ -108,7 +110,7 @@ def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[s
     data = Path(env["FASTLIMS_DATA_DIR"])
     users: dict[str, tuple[str, MqttRole]] = {
         "lims": (secrets.token_urlsafe(16), MqttRole.lims),
-        monitor[0]: (monitor[1], MqttRole.lims),
+        monitor[0]: (monitor[1], MqttRole.monitor),
         "reference-dt": (secrets.token_urlsafe(16), MqttRole.partner),
     }
     _secret_file(data / "reference-dt" / "reference-dt.mqtt-password", users["reference-dt"][0])

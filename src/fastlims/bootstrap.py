@@ -236,7 +236,9 @@ def _messaging(
         DigitalTwinHandshake(),
         poll_s=settings.outbox_poll_s,
     )
-    gateway_id = _lims_client_id(settings, "gateway")
+    # Under the identity it connects with: on the embedded broker that is the LIMS's internal
+    # identity, not FASTLIMS_MQTT_USERNAME (the broker refuses a client id of another user's).
+    gateway_id = client_id_for(username or "fastlims", f"{_lims_client_suffix(settings)}-gateway")
 
     def gateway_connection() -> Any:
         return paho_client(

@@ -82,6 +82,9 @@ class DemoRequest:
     test_name: str
     shows: str
     procedure: tuple[str, ...] = ()  # the requester's own procedure (text lines); empty: the default
+    bench: str = "Virtual"  # or "Physical": its runs go to the emulated benches emu-1 and emu-2
+    expected: str = "Completed"  # how the request ends when the demo works (``fastlims demo`` checks it)
+    expected_reason: str = ""  # for an expected failure: what its reason says
 
 
 # Each runs the test's procedure in closed loop on the models the reference Digital Twin chooses
@@ -112,12 +115,28 @@ DEMO_REQUESTS: tuple[DemoRequest, ...] = (
             "Rest for 10 minutes",
             "Discharge at 1C until 2.5 V",
         ),
+        expected="Failed",
+        expected_reason="safety limit max_voltage_V",
+    ),
+    DemoRequest(
+        "Gen3b - Cell", "Automotive", "IEC62660", "PERF-CAPACITY-RT",
+        "the same capacity test on a physical bench (the emulators emu-1 and emu-2, each its own process on "
+        "MQTT): the gateway stores every sample once and computes the same outcomes from the measurement",
+        bench="Physical",
+    ),
+    DemoRequest(
+        "Gen3b - Module", "Automotive", "ISO12405.4", "PERF-CAPACITY-RT",
+        "the module's capacity test on the emulated physical benches (rated 50 A, 0-60 V)",
+        bench="Physical",
     ),
 )  # fmt: skip
 
 
-def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], password: str) -> None:
-    """Idempotent: accounts that exist are left alone; sample requests only on an empty table."""
+def load_demo(
+    system: System, accounts: tuple[tuple[str, str, str], ...], password: str
+) -> list[tuple[str, str, DemoRequest]]:
+    """Idempotent: accounts that exist are left alone; sample requests only on an empty table.
+    Returns the requests submitted now: number, test_UUID and the sample (none on a second run)."""
     with system.database.transaction() as session:
         for username, role, display_name in accounts:
             if users.get_by_username(session=session, username=username) is None:
@@ -134,14 +153,15 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
         requester = users.get_by_username(session=session, username=accounts[0][0])
         assert requester is not None
         if sum(requests_service.counts_by_status(session=session).values()):
-            return
+            return []
+    submitted: list[tuple[str, str, DemoRequest]] = []
     for sample in DEMO_REQUESTS:
         # One transaction each: a sample the catalog no longer allows (an edited catalog) is skipped, named.
         try:
             with system.database.transaction() as session:
                 requester = users.get_by_username(session=session, username=accounts[0][0])
                 assert requester is not None
-                requests_service.create(
+                created = requests_service.create(
                     session=session,
                     data=TestRequestCreate(
                         uut=sample.uut,
@@ -150,14 +170,16 @@ def load_demo(system: System, accounts: tuple[tuple[str, str, str], ...], passwo
                         test_name=sample.test_name,
                         # As soon as possible: the demo shows the loop run through to its end.
                         preferred_date=utcnow() + timedelta(seconds=5),
-                        bench="Virtual",
+                        bench=sample.bench,
                         variables=Variables(test_procedures=list(sample.procedure)) if sample.procedure else None,
                     ),
                     requester=requester,
                     zone=system.zone,
                 )
+                submitted.append((created.request_number, created.test_uuid, sample))
         except requests_service.RequestInvalid as exc:
             log.warning("demo request skipped: %s %s: %s", sample.uut, sample.test_name, exc)
+    return submitted
 
 
 def enable_reference_digital_twin(system: System) -> str:

@@ -13,12 +13,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 
 from fastlims.system import BackgroundService, System
 
-__all__ = ["BackgroundService", "ServiceStartError", "run", "run_until_signalled", "start_services", "stop_services"]
+__all__ = [
+    "BackgroundService",
+    "ServiceStartError",
+    "run",
+    "run_until_signalled",
+    "serve_until",
+    "start_services",
+    "stop_services",
+]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,27 @@ async def serve(system: System, host: str, port: int) -> None:
 
 def run(system: System, host: str, port: int) -> None:
     asyncio.run(serve(system, host, port))
+
+
+async def serve_until(system: System, host: str, port: int, until: Callable[[], Awaitable[int]]) -> int:
+    """Like :func:`serve`, but the web server stops when ``until()`` returns (or on a signal,
+    then 130); returns its exit code (``fastlims demo --until-complete``)."""
+    from fastlims.web.app import create_app
+
+    started = await start_services(system)
+    try:
+        config = uvicorn.Config(create_app(system), host=host, port=port, log_config=None, access_log=False)
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        watching = asyncio.create_task(until())
+        await asyncio.wait({serving, watching}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        code = watching.result() if watching.done() else 130
+        watching.cancel()
+        await serving
+        return code
+    finally:
+        await stop_services(started)
 
 
 async def _until_signalled(system: System) -> None:

@@ -1,21 +1,29 @@
-"""The README's first command, `fastlims up --demo`, runs the seed's loop on its own: demo requests
-go to the reference Digital Twin over the embedded MQTT broker, it acks and uploads the FMUs over
-SFTP, and the intake takes them to ModelReady and beyond.
+"""The README's demo runs the seed's loop on its own, for both kinds of bench: `fastlims demo
+--until-complete` submits the demo requests; the reference Digital Twin acks them over MQTT and
+uploads the FMUs over SFTP; the pipeline designs, books and runs them on virtual benches and, for
+the Physical requests, on the emulated benches emu-1 and emu-2 (each `fastlims bench emulate` in
+its own process, speaking MQTT to the LIMS's bench gateway). The command exits 0 only when every
+request ended as expected. It runs once on the embedded broker and once on Mosquitto; meanwhile an
+independent `mosquitto_sub` with a monitor identity sees the physical runs' metrics batches.
 
-The demo's requests test batteries, and this test reads the physics back through the REST API
-(the results CSV download, and the runs API where the build has it): currents flowing both ways,
-a CV step's current tapering, the capacity and the DCIR of the models the Digital Twin chose for
-each UUT, the DoE's runs with different factors, and a request whose own procedure trips the
-UUT's maximum-voltage safety limit and fails saying so.
+Afterwards `fastlims up --demo` on the same data reads the physics back through the REST API (the
+results CSV download and the runs API): currents flowing both ways, a CV step's current tapering,
+the capacity and the DCIR of the models the Digital Twin chose for each UUT, the DoE's runs with
+different factors, a request whose own procedure trips the UUT's maximum-voltage safety limit and
+fails saying so, and the physical runs' capacity, discharge current and cut-off voltage.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
+import shutil
+import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +33,11 @@ import numpy as np
 import pytest
 
 from fastlims.intake import layout
+from fastlims.messaging.models import MqttRole
 from tests.e2e.demo_results import (
     AMBIENT,
     CURRENT,
+    DISCHARGE_AH,
     VOLTAGE,
     discharged_ah,
     executions,
@@ -36,104 +46,295 @@ from tests.e2e.demo_results import (
     read_csv,
 )
 from tests.e2e.test_browser import wait_until_healthy
-from tests.services import free_port
+from tests.mqtt_helpers import mosquitto_binary, start_mosquitto
+from tests.services import free_port, missing, wait_for
 
 PAST_MODEL_READY = {"ModelReady", "DoeComplete", "ScheduleReady", "Running", "SimulationComplete", "Completed"}
 TERMINAL = {"Completed", "Failed", "Cancelled"}
-# The demo's requests (fastlims.demo.DEMO_REQUESTS) by (UUT, test name).
+# The demo's virtual requests (fastlims.demo.DEMO_REQUESTS) by (UUT, test name).
 CAPACITY_CELL = ("Gen3b - Cell", "PERF-CAPACITY-RT")
 DCIR_CELL = ("Gen4 - Cell", "PERF-POWER-IR")
 CAPACITY_MODULE = ("Gen3b - Module", "PERF-CAPACITY-RT")
 SAFETY_TRIP = ("Gen3b - Cell", "PERF-ENERGY-EFF")
-# From healthy to every request finished: about 60 s on 2 shared cores (each run simulates in about
-# a second; the rest is the loop: hand-shake, model build and upload, intake, DoE, booking, a child
-# process per run, results).
-DEADLINE_S = 120
+# And its Physical ones, on the emulated benches.
+PHYSICAL = {CAPACITY_CELL, CAPACITY_MODULE}
+EMULATED = {"emu-1", "emu-2"}
+PREFIX = "fastest/v1"
+# `fastlims demo --until-complete` takes about 200 s on 2 shared cores: the loop (hand-shake, model
+# build and upload, intake, DoE, booking) in about 30 s, the virtual runs in seconds, the physical
+# runs at 1000x on two emulated benches booked by the minute (two after two).
+DEMO_TIMEOUT_S = 300
+FASTLIMS = [sys.executable, "-m", "fastlims.cli"]
 
 
-def test_demo_requests_run_through_mqtt_sftp_pipeline_and_virtual_benches(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "FASTLIMS_DATA_DIR": str(tmp_path / "data"),
-        "FASTLIMS_MQTT_PORT": str(free_port()),
-        "FASTLIMS_SFTP_PORT": str(free_port()),
-        "FASTLIMS_LOG_LEVEL": "WARNING",
-        # One virtual bench per demo run, so every run starts at once: with the default four, the
-        # last runs wait for the first bookings, made at the assumed speed of a new FMU set.
-        "FASTLIMS_PIPELINE_VIRTUAL_BENCHES": "8",
-    }
-    env.pop("FASTLIMS_DATABASE_URL", None)
-    env.pop("FASTLIMS_MQTT_URL", None)
-    port = free_port()
-    fastlims = [sys.executable, "-m", "fastlims.cli"]
-    process = subprocess.Popen(
-        [*fastlims, "up", "--demo", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def _environment(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTLIMS_")}
+    env.update(
+        FASTLIMS_DATA_DIR=str(tmp_path / "data"),
+        FASTLIMS_MQTT_PORT=str(free_port()),
+        FASTLIMS_SFTP_PORT=str(free_port()),
+        FASTLIMS_LOG_LEVEL="WARNING",
     )
+    return env
+
+
+def _secret_file(path: Path, secret: str) -> None:
+    """What the demo keeps in the data dir: written first, so the external broker knows it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret)
+
+
+@pytest.fixture(params=["amqtt", "mosquitto"])
+def lab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[dict[str, str], int, tuple[str, str]]]:
+    """The demo's environment, its broker's port, and an independent monitor's identity (role
+    monitor: it reads the benches' state, events and metrics, as the LIMS may, and publishes
+    nothing; `mqtt-users add` refuses to create LIMS identities): on the embedded broker added
+    with `fastlims mqtt-users add NAME --role monitor`; on Mosquitto in its password file and
+    ACL, beside the LIMS's, the Digital Twin's and the benches'."""
+    if shutil.which("mosquitto_sub") is None:
+        missing("mosquitto_sub (Debian package mosquitto-clients)")
+    env = _environment(tmp_path)
+    monitor = ("monitor", secrets.token_urlsafe(16))
+    if request.param == "amqtt":
+        added = subprocess.run(
+            [*FASTLIMS, "mqtt-users", "add", monitor[0], "--role", "monitor", "--password-stdin"],
+            env=env, input=monitor[1] + "\n", capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        assert monitor[1] not in added.stdout + added.stderr
+        yield env, int(env["FASTLIMS_MQTT_PORT"]), monitor
+        return
+    if mosquitto_binary() is None:
+        missing("Mosquitto (Debian package mosquitto)")
+    data = Path(env["FASTLIMS_DATA_DIR"])
+    users: dict[str, tuple[str, MqttRole]] = {
+        "lims": (secrets.token_urlsafe(16), MqttRole.lims),
+        monitor[0]: (monitor[1], MqttRole.monitor),
+        "reference-dt": (secrets.token_urlsafe(16), MqttRole.partner),
+    }
+    _secret_file(data / "reference-dt" / "reference-dt.mqtt-password", users["reference-dt"][0])
+    for bench in sorted(EMULATED):
+        users[bench] = (secrets.token_urlsafe(16), MqttRole.bench)
+        _secret_file(data / "demo-benches" / f"{bench}.mqtt-password", users[bench][0])
+    server = start_mosquitto(users, PREFIX)
+    env.update(
+        FASTLIMS_MQTT_URL=f"mqtt://127.0.0.1:{server.port}",
+        FASTLIMS_MQTT_USERNAME="lims",
+        FASTLIMS_MQTT_PASSWORD=users["lims"][0],
+    )
+    try:
+        yield env, server.port, monitor
+    finally:
+        server.stop()
+
+
+def _emulators(env: dict[str, str]) -> dict[int, str]:
+    """The running `fastlims bench emulate emu-N` processes of this test's broker: pid -> bench."""
+    url = env.get("FASTLIMS_MQTT_URL")
+    broker = f"FASTLIMS_MQTT_URL={url}" if url else f"FASTLIMS_MQTT_PORT={env['FASTLIMS_MQTT_PORT']}"
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if b"emulate" in argv and broker.encode() in environ:
+            name = argv[argv.index(b"emulate") + 1].decode()
+            if name in EMULATED and (entry / "stat").read_text().split(") ")[1][0] != "Z":
+                found[int(entry.name)] = name
+    return found
+
+
+def _monitor(port: int, identity: tuple[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`mosquitto_sub` on every bench's run metrics, once the broker listens."""
+    return subprocess.Popen(
+        [
+            "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-u", identity[0], "-P", identity[1],
+            "-i", f"{identity[0]}/sub", "-q", "1", "-v", "-t", f"{PREFIX}/benches/+/runs/+/metrics",
+        ],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_demo_runs_virtual_and_physical_requests_to_their_expected_ends(
+    lab: tuple[dict[str, str], int, tuple[str, str]], tmp_path: Path
+) -> None:
+    env, broker_port, monitor_identity = lab
+    output = tmp_path / "demo.out"
+    demo = subprocess.Popen(
+        [*FASTLIMS, "demo", "--until-complete", "--timeout", str(DEMO_TIMEOUT_S), "--port", str(free_port())],
+        env=env, stdout=output.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    monitor_log = tmp_path / "metrics.log"
+    monitor = None
+    try:
+        wait_for(lambda: demo.poll() is not None or _listening(broker_port), 60, "the broker to listen")
+        monitor = _monitor(broker_port, monitor_identity, monitor_log)
+        wait_for(lambda: demo.poll() is not None or set(_emulators(env).values()) == EMULATED, 60, "the emulators")
+        assert demo.poll() is None, output.read_text()
+        running = _emulators(env)
+        assert set(running.values()) == EMULATED, running
+        code = demo.wait(timeout=DEMO_TIMEOUT_S + 60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        if monitor is not None:
+            monitor.terminate()
+            monitor.wait(timeout=10)
+    said = output.read_text(errors="replace")
+    assert code == 0, said
+    assert "every demo request ended as expected (6 requests)" in said, said
+    table = said[said.index("request ") :]
+    physical_rows = [line for line in table.splitlines() if "Physical: emu-" in line]
+    assert len(physical_rows) == 2 and all("Completed" in row and " Ah" in row for row in physical_rows), table
+    # The children stopped with the LIMS: none is left behind.
+    assert not [pid for pid in running if _alive(pid)] and _emulators(env) == {}, running
+    # The independent subscriber saw the physical runs' metrics batches, each numbered.
+    batches = [line.split(" ", 1) for line in monitor_log.read_text().splitlines() if " " in line]
+    emulated = [(topic, json.loads(payload)) for topic, payload in batches if topic.split("/")[3] in EMULATED]
+    assert emulated, monitor_log.read_text()[:2000]
+    assert all("record_index" in payload and payload["timestamps"] for _, payload in emulated)
+    assert {topic.split("/")[3] for topic, _ in emulated} == EMULATED  # both benches ran
+
+    _read_back(env, tmp_path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_emulated_benches_die_with_a_killed_lims(tmp_path: Path) -> None:
+    """Even a LIMS killed with SIGKILL (no shutdown path) leaves no emulator behind."""
+    env = _environment(tmp_path)
+    process = subprocess.Popen(
+        [*FASTLIMS, "up", "--demo", "--port", str(free_port())],
+        env=env, stdout=(tmp_path / "up.out").open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        found = wait_for(lambda: len(set(_emulators(env).values())) == 2 and _emulators(env), 60, "the emulators")
+        assert set(found.values()) == EMULATED
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        wait_for(lambda: not _emulators(env), 15, "the emulators to exit after their LIMS")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _read_back(env: dict[str, str], tmp_path: Path) -> None:
+    """`fastlims up --demo` on the demo's data (it submits nothing more) and the REST API."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*FASTLIMS, "up", "--demo", "--port", str(port)],
+        env=env, stdout=(tmp_path / "up.out").open("wb"), stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_healthy(url, process)
         token = subprocess.run(
-            [*fastlims, "tokens", "create", "demo-manager"], env=env, check=True, capture_output=True, text=True
+            [*FASTLIMS, "tokens", "create", "demo-manager"], env=env, check=True, capture_output=True, text=True
         ).stdout.strip()
         api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        deadline = time.monotonic() + DEADLINE_S
-        items: dict[str, dict[str, Any]] = {}
-        while time.monotonic() < deadline:
-            items = {item["request_number"]: item for item in api.get("/api/v1/test-requests").json()["items"]}
-            failed = {n: i["failure_reason"] for n, i in items.items() if i["status"] == "Failed"}
-            # Only the deliberate safety trip may fail, and only once it ran.
-            assert all((items[n]["uut"], items[n]["test_name"]) == SAFETY_TRIP for n in failed), failed
-            if items and all(i["status"] in TERMINAL for i in items.values()):
-                break
-            time.sleep(0.5)  # polling the API with a deadline, not a fixed wait
-        statuses = {number: item["status"] for number, item in items.items()}
-        by_test = {(item["uut"], item["test_name"]): item for item in items.values()}
-        assert set(by_test) == {CAPACITY_CELL, DCIR_CELL, CAPACITY_MODULE, SAFETY_TRIP}, statuses
-        assert all(by_test[key]["status"] == "Completed" for key in by_test if key != SAFETY_TRIP), statuses
-        assert by_test[SAFETY_TRIP]["status"] == "Failed", statuses
-        details = {key: api.get(f"/api/v1/test-requests/{i['request_number']}").json() for key, i in by_test.items()}
-        for detail in details.values():  # every request got past ModelReady: its models came and ran
-            assert detail["simulation_folder"].startswith("fastest_simulation_")
-            assert detail["timestamps"]["fmu_ready_at"] is not None
-            assert detail["timestamps"]["simulation_started_at"] is not None
-        completed = [number for number, status in statuses.items() if status == "Completed"]
-        finished = api.get(f"/api/v1/test-requests/{completed[0]}").json()
-        assert finished["simulation_progress"] == 100
-        assert finished["timestamps"]["completed_at"] is not None
-        # The detail page draws the schedule and offers each run's results for download.
-        with httpx.Client(base_url=url, timeout=30) as browser:
-            token_field = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
-            assert token_field
-            login = {"username": "demo-manager", "password": "fastlims-demo", "csrf_token": token_field.group(1)}
-            assert browser.post("/login", data=login).status_code == 303
-            pages = {key: browser.get(f"/requests/{item['request_number']}").text for key, item in by_test.items()}
-            page = pages[CAPACITY_CELL]
-            assert 'data-testid="gantt"' in page and "data:image/svg+xml;base64," in page
-            assert 'hx-trigger="every 3s"' not in page  # a finished request stops polling
-            link = re.search(r'href="(/requests/[^"]+/results\.csv)"', page)
-            assert link, "no results link on the page"
-            csv_text = browser.get(link.group(1)).text
-            header, first_row = csv_text.splitlines()[:2]
-            assert header.startswith('"time [s]",') and '"Voltage / V [V]"' in header  # the cell's V, by its role
-            assert float(first_row.split(",")[0]) == 0.0
-        runs = {key: _runs(api, details[key], pages[key]) for key in by_test}
-        fmus = {key: _chosen_parameters(env, details[key]) for key in by_test}
-        ratings = {uut["code"]: uut for uut in api.get("/api/v1/uuts").json()}
-
-        _capacity_test_on_a_cell(runs[CAPACITY_CELL], details[CAPACITY_CELL], fmus[CAPACITY_CELL], ratings)
-        _dcir_test_on_a_gen4_cell(runs[DCIR_CELL], details[DCIR_CELL], fmus[DCIR_CELL], ratings)
-        _capacity_test_on_a_module(runs[CAPACITY_MODULE], details[CAPACITY_MODULE], fmus[CAPACITY_MODULE], ratings)
-        _safety_trip(runs[SAFETY_TRIP], details[SAFETY_TRIP])
+        everything = api.get("/api/v1/test-requests").json()["items"]
+        assert len(everything) == 6, everything  # the second start submitted nothing
+        physical = {(i["uut"], i["test_name"]): i for i in everything if i["bench"] == "Physical"}
+        items: dict[str, dict[str, Any]] = {i["request_number"]: i for i in everything if i["bench"] == "Virtual"}
+        assert set(physical) == PHYSICAL, physical
+        _physical_runs(api, physical)
+        _virtual_runs(api, url, env, items)
     finally:
         process.terminate()
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def _physical_runs(api: httpx.Client, physical: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Each physical request Completed on the emulated benches with outcomes a battery engineer
+    believes: the capacity near the rating, current negative while discharging, the voltage
+    never below the cut-off (the UUT's minimum) by more than the tolerance."""
+    ratings = {uut["code"]: uut for uut in api.get("/api/v1/uuts").json()}
+    for key, item in physical.items():
+        assert item["status"] == "Completed", item
+        uut = ratings[key[0]]
+        rated, cut_off = uut["nominal_capacity_Ah"], uut["min_voltage_V"]
+        runs = api.get(f"/api/v1/test-requests/{item['request_number']}/runs").json()
+        assert len(runs) == 2, runs  # the DoE's C/3 and 1C
+        for listed in runs:
+            run = api.get(f"/api/v1/test-requests/{item['request_number']}/runs/{listed['run_id']}").json()
+            assert run["bench"] in EMULATED and run["state"] == "completed", run
+            assert run["end_cause"] == "procedure_complete", run
+            capacity = run["outcomes"]["discharge_capacity_Ah"]
+            assert 0.9 * rated < capacity <= 1.02 * rated, (key, capacity)
+            csv = api.get(f"/api/v1/test-requests/{item['request_number']}/runs/{listed['run_id']}/results.csv")
+            assert csv.status_code == 200, csv.text
+            columns = read_csv(csv.content)
+            # The cumulative column counts the charge up to each sample: interval i took out charge
+            # at sample i's current, which is negative while discharging.
+            discharging = np.diff(columns[DISCHARGE_AH]) > 0
+            assert discharging.any() and (columns[CURRENT][:-1][discharging] < 0).all(), key
+            assert columns[VOLTAGE].min() >= cut_off - 0.01 * cut_off - 0.02, (key, columns[VOLTAGE].min())
+
+
+def _virtual_runs(api: httpx.Client, url: str, env: dict[str, str], items: dict[str, dict[str, Any]]) -> None:
+    """The virtual requests, as the demo test has always checked them."""
+    failed = {n: i["failure_reason"] for n, i in items.items() if i["status"] == "Failed"}
+    # Only the deliberate safety trip may fail.
+    assert all((items[n]["uut"], items[n]["test_name"]) == SAFETY_TRIP for n in failed), failed
+    statuses = {number: item["status"] for number, item in items.items()}
+    by_test = {(item["uut"], item["test_name"]): item for item in items.values()}
+    assert set(by_test) == {CAPACITY_CELL, DCIR_CELL, CAPACITY_MODULE, SAFETY_TRIP}, statuses
+    assert all(by_test[key]["status"] == "Completed" for key in by_test if key != SAFETY_TRIP), statuses
+    assert by_test[SAFETY_TRIP]["status"] == "Failed", statuses
+    details = {key: api.get(f"/api/v1/test-requests/{i['request_number']}").json() for key, i in by_test.items()}
+    for detail in details.values():  # every request got past ModelReady: its models came and ran
+        assert detail["simulation_folder"].startswith("fastest_simulation_")
+        assert detail["timestamps"]["fmu_ready_at"] is not None
+        assert detail["timestamps"]["simulation_started_at"] is not None
+    completed = [number for number, status in statuses.items() if status == "Completed"]
+    finished = api.get(f"/api/v1/test-requests/{completed[0]}").json()
+    assert finished["simulation_progress"] == 100
+    assert finished["timestamps"]["completed_at"] is not None
+    # The detail page draws the schedule and offers each run's results for download.
+    with httpx.Client(base_url=url, timeout=30) as browser:
+        token_field = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/login").text)
+        assert token_field
+        login = {"username": "demo-manager", "password": "fastlims-demo", "csrf_token": token_field.group(1)}
+        assert browser.post("/login", data=login).status_code == 303
+        pages = {key: browser.get(f"/requests/{item['request_number']}").text for key, item in by_test.items()}
+        page = pages[CAPACITY_CELL]
+        assert 'data-testid="gantt"' in page and "data:image/svg+xml;base64," in page
+        assert 'hx-trigger="every 3s"' not in page  # a finished request stops polling
+        link = re.search(r'href="(/requests/[^"]+/results\.csv)"', page)
+        assert link, "no results link on the page"
+        csv_text = browser.get(link.group(1)).text
+        header, first_row = csv_text.splitlines()[:2]
+        assert header.startswith('"time [s]",') and '"Voltage / V [V]"' in header  # the cell's V, by its role
+        assert float(first_row.split(",")[0]) == 0.0
+    runs = {key: _runs(api, details[key], pages[key]) for key in by_test}
+    fmus = {key: _chosen_parameters(env, details[key]) for key in by_test}
+    ratings = {uut["code"]: uut for uut in api.get("/api/v1/uuts").json()}
+
+    _capacity_test_on_a_cell(runs[CAPACITY_CELL], details[CAPACITY_CELL], fmus[CAPACITY_CELL], ratings)
+    _dcir_test_on_a_gen4_cell(runs[DCIR_CELL], details[DCIR_CELL], fmus[DCIR_CELL], ratings)
+    _capacity_test_on_a_module(runs[CAPACITY_MODULE], details[CAPACITY_MODULE], fmus[CAPACITY_MODULE], ratings)
+    _safety_trip(runs[SAFETY_TRIP], details[SAFETY_TRIP])
 
 
 # --- what the runs show -----------------------------------------------------------------------------

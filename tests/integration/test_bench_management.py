@@ -171,3 +171,18 @@ def test_what_a_physical_bench_last_reported_is_in_the_api_and_on_the_page(
     page = client.get("/benches").text
     assert 'data-testid="reported-rig-5"><span class="badge text-bg-primary">running</span>' in page
     assert "never online" in page
+
+
+def test_an_emulated_bench_carries_its_time_scale(env: Path) -> None:
+    """`--time-scale` is the emulator's --speed: shown in the list, kept in the registry, checked."""
+    runner = CliRunner()
+    rated = ["--kind", "physical", "--max-current", "50", "--max-voltage", "5"]
+    added = runner.invoke(main, ["benches", "add", "emu-1", *rated, "--time-scale", "1000"])
+    assert added.exit_code == 0, added.output
+    assert added.output.rstrip().endswith("1000x real time")
+    real = runner.invoke(main, ["benches", "add", "rig-1", *rated])
+    assert real.exit_code == 0 and "real time" not in real.output  # a real bench: 1, not shown
+    slow = runner.invoke(main, ["benches", "set", "emu-1", "--time-scale", "0.5"])
+    assert slow.exit_code == 1 and "time_scale must be 1 (a real bench) to 1000" in slow.output
+    changed = runner.invoke(main, ["benches", "set", "emu-1", "--time-scale", "100"])
+    assert changed.exit_code == 0 and "100x real time" in changed.output

@@ -80,6 +80,8 @@ def test_mqtt_users_add_and_list(env: Path) -> None:
     bad = runner.invoke(main, ["mqtt-users", "add", "a/b", "--role", "bench"])
     assert bad.exit_code == 1 and "becomes a topic level" in bad.output
     assert runner.invoke(main, ["mqtt-users", "add", "x1", "--role", "lims"]).exit_code == 2
+    watcher = runner.invoke(main, ["mqtt-users", "add", "dash", "--role", "monitor"])
+    assert watcher.exit_code == 0 and "dash\tmonitor\tactive" in runner.invoke(main, ["mqtt-users", "list"]).output
 
 
 def test_mqtt_identity_passwords_are_argon2(env: Path) -> None:

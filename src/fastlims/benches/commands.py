@@ -82,9 +82,11 @@ def describe(record: registry.BenchRecord) -> str:
     chamber = "chamber" if ratings.temperature_chamber else "no chamber"
     capabilities = ",".join(sorted(record.capabilities)) or "-"
     state = "active" if record.is_active else "disabled"
-    return (
+    line = (
         f"{record.name}\t{record.kind}\t{state}\t{current}\t{volts}\t{ratings.channels} ch\t{chamber}\t{capabilities}"
     )
+    scale = record.time_scale or 1.0
+    return line + (f"\t{scale:g}x real time" if scale != 1.0 else "")
 
 
 RATING_OPTIONS = (
@@ -93,6 +95,12 @@ RATING_OPTIONS = (
     click.option("--min-voltage", "min_voltage", type=float, help="Lowest voltage it measures, V (physical: 0)."),
     click.option("--channels", type=click.IntRange(1, 1024), help="Channels (shown; a bench is booked whole)."),
     click.option("--calendar", "calendar_file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    click.option(
+        "--time-scale",
+        "time_scale",
+        type=float,
+        help="Test seconds per wall second: 1 for a real bench, an emulator's --speed (it is booked for that long).",
+    ),
 )
 
 
@@ -125,6 +133,7 @@ def add(
     min_voltage: float | None,
     channels: int | None,
     calendar_file: Path | None,
+    time_scale: float | None,
     temperature_chamber: bool,
 ) -> None:
     """Add bench NAME (its id in schedules and MQTT topics)."""
@@ -138,6 +147,7 @@ def add(
             calendar=_calendar(calendar_file),
             zone=system.settings.timezone,
             ratings=ratings,
+            time_scale=1.0 if time_scale is None else time_scale,
         )
     )
     click.echo(f"bench added: {describe(record)}")
@@ -166,6 +176,7 @@ def set_bench(
     min_voltage: float | None,
     channels: int | None,
     calendar_file: Path | None,
+    time_scale: float | None,
     temperature_chamber: bool | None,
 ) -> None:
     """Change bench NAME's ratings, capabilities or calendar (new schedules use them)."""
@@ -177,8 +188,8 @@ def set_bench(
         "temperature_chamber": temperature_chamber,
     }
     changes = {key: value for key, value in given.items() if value is not None}
-    if not changes and not capabilities and calendar_file is None:
-        raise click.UsageError("nothing to change: give a rating, --capability or --calendar")
+    if not changes and not capabilities and calendar_file is None and time_scale is None:
+        raise click.UsageError("nothing to change: give a rating, --capability, --calendar or --time-scale")
     record = _run(
         lambda session, system: registry.update(
             session=session,
@@ -187,6 +198,7 @@ def set_bench(
             capabilities=capabilities or None,
             calendar=_calendar(calendar_file),
             zone=system.settings.timezone,
+            time_scale=time_scale,
         )
     )
     click.echo(f"bench updated: {describe(record)}")

@@ -60,6 +60,9 @@ class BenchRecord(Base):
     temperature_chamber: Mapped[bool] = mapped_column(
         "TemperatureChamber", Boolean, default=False, server_default=false()
     )
+    # Test seconds the bench runs per wall-clock second: 1 for a real cycler; an emulated bench
+    # (``fastlims bench emulate --speed F``) runs F times faster, and is booked for that long.
+    time_scale: Mapped[float] = mapped_column("TimeScale", Float, default=1.0, server_default="1")
     is_active: Mapped[bool] = mapped_column("IsActive", Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column("CreatedAt", UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column("UpdatedAt", UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -120,6 +123,19 @@ def check_ratings(name: str, kind: str, ratings: Ratings) -> Ratings:
     if kind == Kind.physical and ratings.min_voltage_V is None:
         return dataclasses.replace(ratings, min_voltage_V=0.0)
     return ratings
+
+
+MAX_TIME_SCALE = 1000.0  # the bench emulator's fastest --speed
+
+
+def check_time_scale(name: str, time_scale: float) -> float:
+    """A bench's time scale, 1 (real time) to :data:`MAX_TIME_SCALE`; ``BenchError`` otherwise."""
+    if not (math.isfinite(time_scale) and 1.0 <= time_scale <= MAX_TIME_SCALE):
+        raise BenchError(
+            f"bench {name}: time_scale must be 1 (a real bench) to {MAX_TIME_SCALE:g} (an emulator's --speed),"
+            f" not {time_scale!r}"
+        )
+    return float(time_scale)
 
 
 def ratings_of(record: BenchRecord) -> Ratings:
@@ -202,6 +218,7 @@ def add(
     calendar: Mapping[str, Any] | None = None,
     zone: str = "UTC",
     ratings: Ratings | None = None,
+    time_scale: float = 1.0,
 ) -> BenchRecord:
     """Register a bench; ``BenchError`` for a bad name, kind, calendar, ratings or a name in use.
     A physical bench needs its maximum current and voltage (a run it cannot drive safely must
@@ -221,6 +238,7 @@ def add(
         kind=str(kind),
         capabilities_json=_capabilities_json(name, capabilities),
         calendar_json=json.dumps(dict(calendar)) if calendar else None,
+        time_scale=check_time_scale(name, time_scale),
     )
     _apply(record, rated)
     session.add(record)
@@ -244,6 +262,7 @@ def update(
     capabilities: Iterable[str] | None = None,
     calendar: Mapping[str, Any] | None = None,
     zone: str = "UTC",
+    time_scale: float | None = None,
 ) -> BenchRecord:
     """Change a bench's ratings (``changes``: :data:`RATING_FIELDS` to new values), capabilities
     or calendar; the result is checked as a whole, so nothing half-valid is stored. Runs booked
@@ -258,6 +277,8 @@ def update(
         record.calendar_json = json.dumps(dict(calendar)) if calendar else None
     if capabilities is not None:
         record.capabilities_json = _capabilities_json(name, capabilities)
+    if time_scale is not None:
+        record.time_scale = check_time_scale(name, time_scale)
     _apply(record, rated)
     session.flush()
     return record
@@ -298,6 +319,7 @@ def scheduling_benches(records: Sequence[BenchRecord], *, default_virtual: int, 
             ),
             name=r.name,
             ratings=scheduling_ratings(ratings_of(r), virtual=r.kind == Kind.virtual),
+            time_scale=r.time_scale or 1.0,
         )
         for r in records
         if r.is_active

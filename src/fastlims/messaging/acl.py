@@ -33,6 +33,9 @@ def acl_for(role: MqttRole, username: str, prefix: str) -> Acl:
         # acks, all under its own level: no other partner's request, ack or error reaches it.
         own = f"{p}/partners/{username}"
         return Acl(publish=(f"{own}/requests/+/ack",), subscribe=(f"{own}/#",), errors=f"{own}/errors")
+    if role is MqttRole.monitor:
+        # An integrator's monitor watches every bench and run, and can say nothing to anyone.
+        return Acl(publish=(), subscribe=(f"{p}/benches/+/state", f"{p}/benches/+/runs/#"))
     # A bench hears only its own commands and speaks for its own state and the runs it executes.
     own = f"{p}/benches/{username}"
     return Acl(

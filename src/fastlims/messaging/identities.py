@@ -28,7 +28,7 @@ def add(*, session: Session, username: str, role: MqttRole | str, password: str)
     try:
         role = MqttRole(role)
     except ValueError:
-        raise IdentityError(f"role {role!r} is unknown; expected partner or bench") from None
+        raise IdentityError(f"role {role!r} is unknown; expected partner, bench or monitor") from None
     try:
         check_password_policy(password)
     except ValueError as exc:

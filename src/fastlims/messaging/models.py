@@ -45,6 +45,7 @@ class MqttRole(enum.StrEnum):
     lims = "lims"
     partner = "partner"
     bench = "bench"
+    monitor = "monitor"  # reads the benches' state, run events and metrics; publishes nothing
 
 
 class MqttUser(Base):

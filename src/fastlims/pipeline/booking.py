@@ -117,6 +117,8 @@ def load(ctx: StepContext, meta: Metadata) -> BookingJob | Metadata:
                 factor=settings.virtual_bench_booking_factor,
                 floor_s=settings.virtual_bench_booking_floor_s,
             )
+    else:  # benches faster than real time (emulated) are booked for what they take
+        facts, booked = plan.scaled_for_benches(facts, runs, plan.physical_time_scale(benches))
     return BookingJob(meta=meta, request_id=request_id, facts=facts, runs=tuple(runs), benches=benches, booked_s=booked)
 
 

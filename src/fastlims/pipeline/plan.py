@@ -216,6 +216,30 @@ def schedule_origin(now: datetime, preferred_start: datetime, *, virtual: bool =
     return floored if floored == moment or virtual else floored + timedelta(minutes=1)
 
 
+def physical_time_scale(benches: Sequence[Bench]) -> float:
+    """How much faster than real time the slowest physical bench runs a test (1 with any real
+    bench): a physical request is booked for what its slowest candidate takes, never less."""
+    scales = [b.time_scale for b in benches if b.kind == "physical"]
+    return min(scales) if scales else 1.0
+
+
+def scaled_for_benches(
+    facts: RequestFacts, runs: Sequence[PlannedRun], scale: float
+) -> tuple[RequestFacts, dict[str, float]]:
+    """A physical request on benches that run ``scale`` times faster than real time (emulated
+    benches): its set-up, tear-down and runs hold a bench ``1/scale`` as long. Set-up and
+    tear-down round to whole minutes (an emulator mounts no fixture), the runs' bookings keep
+    their rounding up."""
+    if scale <= 1.0:
+        return facts, {}
+    scaled = dataclasses.replace(
+        facts,
+        setup_minutes=round(facts.setup_minutes / scale),
+        teardown_minutes=round(facts.teardown_minutes / scale),
+    )
+    return scaled, {run.run_id: run.expected_duration_s / scale for run in runs}
+
+
 def duration_minutes(seconds: float) -> int:
     return max(1, math.ceil(seconds / 60.0))
 

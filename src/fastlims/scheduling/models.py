@@ -162,10 +162,14 @@ class Bench:
     calendar: Calendar = field(default_factory=Calendar)
     name: str = ""
     ratings: BenchRatings = field(default_factory=BenchRatings)
+    # Test seconds per wall-clock second: 1 for a real cycler, F for an emulator at --speed F.
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("virtual", "physical"):
             raise ValueError(f"bench {self.bench_id}: kind must be 'virtual' or 'physical', not {self.kind!r}")
+        if not self.time_scale >= 1.0:
+            raise ValueError(f"bench {self.bench_id}: time_scale must be at least 1, not {self.time_scale!r}")
 
     @property
     def display_name(self) -> str:

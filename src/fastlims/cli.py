@@ -12,11 +12,12 @@ from typing import Any
 
 import click
 
-from fastlims import __version__
+from fastlims import __version__, cli_base
 from fastlims.benches.commands import benches
 from fastlims.benches.emulator.commands import bench
-from fastlims.bootstrap import ConfigurationError, Role, System, build_from_environment, prepare_database
+from fastlims.bootstrap import System, prepare_database
 from fastlims.catalog.procedure_commands import PREPARE, procedures
+from fastlims.cli_mqtt import mqtt_users
 from fastlims.config import Settings
 from fastlims.pipeline.commands import workflows
 from fastlims.users.commands import add_account_commands
@@ -29,24 +30,8 @@ DEMO_USERS = (
 )
 
 
-def _system(role: Role = "cli", **overrides: Any) -> System:
-    """The system of the environment's settings; a bad setting is a CLI error naming it."""
-    try:
-        return build_from_environment(role=role, **overrides)
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _read_password(password_stdin: bool) -> tuple[str, bool]:
-    """A password from stdin, or a generated one (then the caller prints it once)."""
-    from fastlims.users.security import generate_password
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise click.ClickException("--password-stdin given but no password was read from standard input")
-        return password, False
-    return generate_password(), True
+_system = cli_base.system
+_read_password = cli_base.read_password
 
 
 @click.group()
@@ -62,6 +47,7 @@ main.add_command(workflows)
 main.add_command(procedures)
 main.add_command(benches)
 main.add_command(bench)
+main.add_command(mqtt_users)
 
 
 @main.command()
@@ -361,107 +347,6 @@ def _topics(settings: Settings):  # type: ignore[no-untyped-def]
     from fastlims.messaging.topics import Topics
 
     return Topics(settings.mqtt_topic_prefix)
-
-
-@main.group("mqtt-users")
-def mqtt_users() -> None:
-    """MQTT identities for Digital Twin partners and test benches (embedded broker)."""
-
-
-@mqtt_users.command("add")
-@click.argument("name")
-@click.option("--role", type=click.Choice(["partner", "bench", "monitor"]), required=True)
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def mqtt_users_add(name: str, role: str, password_stdin: bool) -> None:
-    """Add MQTT identity NAME; its topic ACL follows from ROLE (a bench's NAME is its bench id; a
-    partner's NAME is its partner name, added first with `fastlims partners add NAME`). Role monitor
-    only reads the benches' state, run events and metrics: an integrator's dashboard or
-    `mosquitto_sub`, which can neither command a bench nor speak for one."""
-    from fastlims.intake import partners
-    from fastlims.messaging import identities
-
-    system = _system()
-    prepare_database(system, seed_catalog=False)
-    password, generated = _read_password(password_stdin)
-    try:
-        with system.database.transaction() as session:
-            known = partners.get(session=session, name=name) is not None
-            if role == "partner" and not known:
-                raise identities.IdentityError(
-                    f"there is no Digital Twin partner {name!r}: add it first with `fastlims partners add {name}`"
-                    " (one name for its SFTP, MQTT and HTTP upload identities)"
-                )
-            if role == "bench" and known:
-                raise identities.IdentityError(f"{name!r} is a Digital Twin partner's name; a bench needs its own")
-            identities.add(session=session, username=name, role=role, password=password)
-    except identities.IdentityError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"MQTT user {name!r} added with role {role}")
-    if generated:
-        click.echo(f"one-time password (shown only now): {password}")
-
-
-@mqtt_users.command("list")
-def mqtt_users_list() -> None:
-    from fastlims.messaging import identities
-
-    system = _system()
-    prepare_database(system, seed_catalog=False)
-    with system.database.transaction() as session:
-        for user in identities.get_all(session=session):
-            click.echo(f"{user.username}\t{user.role.value}\t{'active' if user.is_active else 'disabled'}")
-
-
-@mqtt_users.command("mosquitto-acl")
-@click.option("--lims-user", default=None, help="The LIMS's Mosquitto user (default FASTLIMS_MQTT_USERNAME).")
-def mqtt_users_mosquitto_acl(lims_user: str | None) -> None:
-    """Print a Mosquitto acl_file with the same per-identity policy as the embedded broker."""
-    from fastlims.messaging import identities
-    from fastlims.messaging.acl import mosquitto_acl
-    from fastlims.messaging.models import MqttRole
-
-    system = _system()
-    prepare_database(system, seed_catalog=False)
-    lims = lims_user or system.settings.mqtt_username
-    with system.database.transaction() as session:
-        found = [(u.username, u.role) for u in identities.get_all(session=session) if u.is_active]
-    click.echo(mosquitto_acl(([(lims, MqttRole.lims)] if lims else []) + found, system.settings.mqtt_topic_prefix))
-
-
-def _mqtt_user_change(name: str, change) -> None:  # type: ignore[no-untyped-def]
-    from fastlims.messaging import identities
-
-    system = _system()
-    prepare_database(system, seed_catalog=False)
-    try:
-        with system.database.transaction() as session:
-            change(identities, session)
-    except identities.IdentityError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@mqtt_users.command("disable")
-@click.argument("name")
-def mqtt_users_disable(name: str) -> None:
-    """Disable NAME: a running embedded broker disconnects it within a second and refuses it."""
-    _mqtt_user_change(name, lambda ids, session: ids.set_active(session=session, username=name, active=False))
-    click.echo(f"MQTT user {name!r} disabled")
-
-
-@mqtt_users.command("enable")
-@click.argument("name")
-def mqtt_users_enable(name: str) -> None:
-    """Enable NAME again."""
-    _mqtt_user_change(name, lambda ids, session: ids.set_active(session=session, username=name, active=True))
-    click.echo(f"MQTT user {name!r} enabled")
-
-
-@mqtt_users.command("remove")
-@click.argument("name")
-def mqtt_users_remove(name: str) -> None:
-    """Remove NAME: a running embedded broker disconnects it within a second and refuses it."""
-    _mqtt_user_change(name, lambda ids, session: ids.remove(session=session, username=name))
-    click.echo(f"MQTT user {name!r} removed")
 
 
 @main.group()

@@ -153,12 +153,21 @@ class BenchGateway:
             with contextlib.suppress(queue.Empty):
                 while len(messages) < BATCH:
                     messages.append(self._inbox.get_nowait())
+            self._handle_until_stored(messages)
+
+    def _handle_until_stored(self, messages: list[tuple[int, int, str, bytes, float]]) -> None:
+        """Keep the messages until they are stored: a broker redelivers an unacknowledged QoS 1
+        message only on a new connection, so dropping them on a database outage would lose them.
+        Handling them again is safe (batches and events are stored once)."""
+        pause = 0.5
+        while not self._stopping.is_set():
             try:
                 self.handle(messages)
-            except Exception:  # noqa: BLE001 - not acknowledged: the broker delivers them again
-                log.exception("bench gateway could not store messages; they stay unacknowledged")
-                time.sleep(1.0)  # a database outage: back off before the redelivery
-                continue
+                return
+            except Exception:  # noqa: BLE001 - a database outage: back off and try the same messages again
+                log.exception("bench gateway could not store messages; trying again", extra={"count": len(messages)})
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 10.0)
 
     def handle(self, messages: list[tuple[int, int, str, bytes, float]]) -> None:
         """Store/apply the messages in order; acknowledge each once its transaction committed."""

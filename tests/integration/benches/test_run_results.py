@@ -32,7 +32,7 @@ Rest for 2 minutes
 OVERCHARGE = "Charge at 1C for 2 hours"
 LIST_KEYS = {
     "run_id", "bench", "kind", "state", "planned_start", "planned_end", "started_at", "ended_at",
-    "end_cause", "reason", "factors", "outcomes",
+    "end_cause", "reason", "factors", "outcomes", "twin_of", "comparison",
 }  # fmt: skip
 
 
@@ -81,6 +81,7 @@ def test_the_runs_api_lists_each_run_with_factors_and_outcomes_and_details_its_s
     assert [r["run_id"] for r in runs] == sorted(made["done_runs"])
     for run in runs:
         assert set(run) == LIST_KEYS
+        assert run["twin_of"] is None and run["comparison"] is None  # no physical run: no twin
         assert run["bench"].startswith("virtual-") and run["kind"] == "virtual" and run["state"] == "completed"
         assert run["end_cause"] == "procedure_complete" and "completed at test time 720 s" in run["reason"]
         assert run["factors"] == {"SOC0": 0.9, "rate": 1.0}

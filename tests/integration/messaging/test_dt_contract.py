@@ -276,6 +276,7 @@ def test_asyncapi_document_is_served_and_printed(make_stack) -> None:  # type: i
         "fastest/v1/partners/{partner}/errors",
         "fastest/v1/partners/{partner}/runs/{run_id}/events",
         "fastest/v1/partners/{partner}/runs/{run_id}/metrics",
+        "fastest/v1/partners/{partner}/runs/{run_id}/comparison",
         "fastest/v1/requests/{test_UUID}",
         "fastest/v1/requests/{test_UUID}/status",
         "fastest/v1/benches/{bench}/commands",
@@ -283,6 +284,7 @@ def test_asyncapi_document_is_served_and_printed(make_stack) -> None:  # type: i
         "fastest/v1/benches/{bench}/state",
         "fastest/v1/benches/{bench}/runs/{run_id}/events",
         "fastest/v1/benches/{bench}/runs/{run_id}/metrics",
+        "fastest/v1/benches/{bench}/runs/{run_id}/comparison",
         "fastest/v1/errors",
     } == addresses
     request_schema = served["components"]["schemas"]["RequestMessage"]

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 #: Bumped whenever the workflow's sequence of steps changes incompatibly: a pending workflow
 #: recorded under one sequence must not be replayed by code with another. A redeploy that keeps
 #: the package version and this tag recovers every pending workflow.
-WORKFLOW_SCHEMA = "wf1"
+WORKFLOW_SCHEMA = "wf2"  # wf2: physical runs (the gateway), twin runs in the run workflows
 
 #: The DBOS application name (DBOS scopes queues and recovery by it).
 APPLICATION_NAME = "fastlims"

@@ -55,10 +55,9 @@ class RequestView:
 
 
 def twin_residual(row: ScheduledRun) -> float | None:
-    """HYBRID TWIN (issue 14 item 5): the RMS voltage residual of the run's twin comparison, None
-    until a run has a ``comparison`` (``{"rms_voltage_error_V": ...}``). The hybrid-run work stores
-    it; read it here so the summary's residual column shows it instead of "—"."""
-    stored = getattr(row, "comparison_json", None)
+    """The RMS voltage residual of a physical run against its twin, None until both ended and the
+    comparison was made (a virtual run, a twin, or a comparison with a ``problem``: "—")."""
+    stored = row.comparison_json
     if not stored:
         return None
     value = json.loads(stored).get("rms_voltage_error_V")

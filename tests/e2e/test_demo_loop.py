@@ -274,9 +274,16 @@ def _physical_runs(api: httpx.Client, physical: dict[tuple[str, str], dict[str, 
         assert item["status"] == "Completed", item
         uut = ratings[key[0]]
         rated, cut_off = uut["nominal_capacity_Ah"], uut["min_voltage_V"]
-        runs = api.get(f"/api/v1/test-requests/{item['request_number']}/runs").json()
-        assert len(runs) == 2, runs  # the DoE's C/3 and 1C
+        listed_runs = api.get(f"/api/v1/test-requests/{item['request_number']}/runs").json()
+        runs = [r for r in listed_runs if r["twin_of"] is None]
+        twins = {r["twin_of"]: r for r in listed_runs if r["twin_of"] is not None}
+        assert len(runs) == 2, listed_runs  # the DoE's C/3 and 1C, measured on the emulated benches
+        assert set(twins) == {r["run_id"] for r in runs}, listed_runs  # each with its twin's prediction
         for listed in runs:
+            assert twins[listed["run_id"]]["state"] == "completed", twins[listed["run_id"]]
+            residual = listed["comparison"]
+            assert residual is not None and residual["twin_run_id"] == twins[listed["run_id"]]["run_id"], listed
+            assert 0 <= residual["rms_voltage_error_V"] <= residual["max_voltage_error_V"] < 5, residual
             run = api.get(f"/api/v1/test-requests/{item['request_number']}/runs/{listed['run_id']}").json()
             assert run["bench"] in EMULATED and run["state"] == "completed", run
             assert run["end_cause"] == "procedure_complete", run

@@ -283,7 +283,10 @@ def _physical_runs(api: httpx.Client, physical: dict[tuple[str, str], dict[str, 
             assert twins[listed["run_id"]]["state"] == "completed", twins[listed["run_id"]]
             residual = listed["comparison"]
             assert residual is not None and residual["twin_run_id"] == twins[listed["run_id"]]["run_id"], listed
-            assert 0 <= residual["rms_voltage_error_V"] <= residual["max_voltage_error_V"] < 5, residual
+            # the emulator's cell is not the twin's model: the residual is whatever it is (the alert
+            # may rightly fire), but it is a measured number
+            assert 0 <= residual["rms_voltage_error_V"] <= residual["max_voltage_error_V"], residual
+            assert residual["max_voltage_error_V"] < 10 * uut["max_voltage_V"], residual
             run = api.get(f"/api/v1/test-requests/{item['request_number']}/runs/{listed['run_id']}").json()
             assert run["bench"] in EMULATED and run["state"] == "completed", run
             assert run["end_cause"] == "procedure_complete", run

@@ -24,19 +24,25 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 from fastlims.benches import registry
+from fastlims.benches.gateway.models import BenchLiveState
 from fastlims.config import Settings
+from fastlims.db.engine import Database
 from fastlims.messaging import identities
 from fastlims.system import System
+from fastlims.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 #: Test seconds per wall second of the demo's emulators (the emulator's fastest): a 12 h capacity
 #: test runs in about 45 s. The registry records the same figure, so the scheduler books for it.
 DEMO_BENCH_SPEED = 1000.0
+#: How long the demo waits for its emulators to announce themselves (a loaded machine imports slowly).
+ONLINE_TIMEOUT_S = 120.0
 ROUND_THE_CLOCK = {"weekly_hours": [[["00:00", "00:00"]]] * 7}
 
 
@@ -62,7 +68,6 @@ CHILD_SETTINGS = (
     "FASTLIMS_MQTT_PORT",
     "FASTLIMS_MQTT_CA_FILE",
     "FASTLIMS_MQTT_TOPIC_PREFIX",
-    "FASTLIMS_LOG_LEVEL",
     "FASTLIMS_LOG_FORMAT",
 )
 
@@ -120,9 +125,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def child_environment(environ: dict[str, str]) -> dict[str, str]:
-    """The parent's environment without the LIMS's own settings, but with where the broker is."""
+    """The parent's environment without the LIMS's own settings, but with where the broker is.
+    The emulators log at INFO into their own files (``<data dir>/demo-benches/NAME.log``)."""
     kept = {k: v for k, v in environ.items() if not k.startswith("FASTLIMS_")}
     kept.update({k: environ[k] for k in CHILD_SETTINGS if k in environ})
+    kept["FASTLIMS_LOG_LEVEL"] = "INFO"
     return kept
 
 
@@ -133,9 +140,14 @@ class EmulatedBenches:
     name = "demo-benches"
 
     def __init__(
-        self, settings: Settings, benches: tuple[DemoBench, ...] = DEMO_BENCHES, speed: float = DEMO_BENCH_SPEED
+        self,
+        settings: Settings,
+        database: Database,
+        benches: tuple[DemoBench, ...] = DEMO_BENCHES,
+        speed: float = DEMO_BENCH_SPEED,
     ) -> None:
         self.settings = settings
+        self.database = database
         self.benches = benches
         self.speed = speed
         self.children: dict[str, subprocess.Popen[bytes]] = {}
@@ -169,6 +181,37 @@ class EmulatedBenches:
             child.stdin.close()
             self.children[bench.name] = child
             log.info("emulated bench started", extra={"bench": bench.name, "pid": child.pid, "speed": self.speed})
+        try:
+            await self._online(utcnow())
+        except BaseException:
+            await self.stop()  # the runtime stops only the services that started
+            raise
+
+    def _states(self, since: datetime) -> dict[str, str]:
+        with self.database.transaction() as session:
+            rows = session.query(BenchLiveState).filter(BenchLiveState.bench.in_(list(self.children))).all()
+            return {r.bench: r.state for r in rows if r.updated_at >= since}
+
+    async def _online(self, since: datetime) -> None:
+        """Return once the bench gateway has heard each emulator announce itself (a fresh state
+        other than ``offline``): the demo's physical runs are not booked onto benches still
+        starting. An emulator that exits, or stays silent, stops the start naming its log."""
+        folder = self.settings.data_dir / "demo-benches"
+        deadline = asyncio.get_running_loop().time() + ONLINE_TIMEOUT_S
+        while True:
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    raise RuntimeError(f"emulated bench {name} exited with {child.returncode}: see {folder / name}.log")
+            states = await asyncio.to_thread(self._states, since)
+            waiting = [n for n in self.children if states.get(n, "offline") == "offline"]
+            if not waiting:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(
+                    f"emulated benches {', '.join(waiting)} did not come online within {ONLINE_TIMEOUT_S:g} s:"
+                    f" see their logs in {folder}"
+                )
+            await asyncio.sleep(0.5)  # polling the gateway's table with a deadline
 
     async def stop(self) -> None:
         for child in self.children.values():
@@ -187,5 +230,5 @@ class EmulatedBenches:
 def enable_emulated_benches(system: System, speed: float = DEMO_BENCH_SPEED) -> tuple[str, ...]:
     """Register the demo's benches and run their emulators with the system (the last service)."""
     register(system, DEMO_BENCHES, speed)
-    system.services.append(EmulatedBenches(system.settings, DEMO_BENCHES, speed))
+    system.services.append(EmulatedBenches(system.settings, system.database, DEMO_BENCHES, speed))
     return tuple(b.name for b in DEMO_BENCHES)

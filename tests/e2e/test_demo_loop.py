@@ -193,7 +193,7 @@ def test_the_demo_runs_virtual_and_physical_requests_to_their_expected_ends(
             monitor.terminate()
             monitor.wait(timeout=10)
     said = output.read_text(errors="replace")
-    assert code == 0, said
+    assert code == 0, said + _emulator_logs(env)
     assert "every demo request ended as expected (6 requests)" in said, said
     table = said[said.index("request ") :]
     physical_rows = [line for line in table.splitlines() if "Physical: emu-" in line]
@@ -208,6 +208,12 @@ def test_the_demo_runs_virtual_and_physical_requests_to_their_expected_ends(
     assert {topic.split("/")[3] for topic, _ in emulated} == EMULATED  # both benches ran
 
     _read_back(env, tmp_path)
+
+
+def _emulator_logs(env: dict[str, str]) -> str:
+    """The emulators' own logs (INFO), for a failure's message."""
+    folder = Path(env["FASTLIMS_DATA_DIR"]) / "demo-benches"
+    return "".join(f"\n--- {log.name}:\n{log.read_text(errors='replace')[-3000:]}" for log in folder.glob("*.log"))
 
 
 def _alive(pid: int) -> bool:

@@ -22,14 +22,7 @@ _ENDED = (RunState.completed.value, RunState.failed.value, RunState.cancelled.va
 
 def candidates(session: Session, run_file: RunProcedure, *, exclude: Sequence[str]) -> list[str]:
     """Online physical benches (registry order) that cover the run, minus ``exclude``."""
-    from fastlims.procedures.requirements import bench_needs
-    from fastlims.scheduling.models import RunNeeds
-
-    needs = bench_needs(run_file.procedure, run_file.ratings.format)
-    wanted = RunNeeds(
-        uut_format=needs.uut_format, current_A=needs.current_A, min_voltage_V=needs.min_voltage_V,
-        max_voltage_V=needs.max_voltage_V, temperature_chamber=needs.temperature_chamber,
-    )  # fmt: skip
+    wanted = policy.run_needs(run_file)
     found = []
     for record in registry.get_all(session=session):
         if record.kind != registry.Kind.physical or record.name in exclude:

@@ -11,17 +11,28 @@ an unobserved interruption is unknown and possibly dangerous: it fails, with its
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from fastlims.procedures.requirements import bench_needs
 from fastlims.procedures.runfile import RunProcedure
+from fastlims.scheduling.models import BenchRatings, RunNeeds
 
 OfflineDecision = Literal["wait_and_resume", "fail"]
 
 
 def after_offline(abuse: bool) -> OfflineDecision:
     return "fail" if abuse else "wait_and_resume"
+
+
+def run_needs(run_file: RunProcedure) -> RunNeeds:
+    """What the run file's procedure asks of the bench that executes it."""
+    return RunNeeds(**dataclasses.asdict(bench_needs(run_file.procedure, run_file.ratings.format)))
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def unfit(bench: str, state: str | None, capabilities: Mapping[str, Any] | None, run_file: RunProcedure) -> str | None:
@@ -32,18 +43,13 @@ def unfit(bench: str, state: str | None, capabilities: Mapping[str, Any] | None,
         return f"bench {bench} is {state}"
     if capabilities is None:
         return None
-    needs = bench_needs(run_file.procedure, run_file.ratings.format)
-    found: list[str] = []
-    max_current = capabilities.get("max_current_A")
-    if max_current is not None and needs.current_A > float(max_current) + 1e-9:
-        found.append(f"max current {float(max_current):g} A < {needs.current_A:g} A")
-    high, low = capabilities.get("max_voltage_V"), capabilities.get("min_voltage_V")
-    if high is not None and needs.max_voltage_V > float(high) + 1e-9:
-        found.append(f"max voltage {float(high):g} V < {needs.max_voltage_V:g} V")
-    if low is not None and needs.min_voltage_V < float(low) - 1e-9:
-        found.append(f"min voltage {float(low):g} V > {needs.min_voltage_V:g} V")
-    if needs.temperature_chamber and not capabilities.get("temperature_chamber"):
-        found.append("no temperature chamber")
+    announced = BenchRatings(
+        max_current_A=_number(capabilities.get("max_current_A")),
+        min_voltage_V=_number(capabilities.get("min_voltage_V")),
+        max_voltage_V=_number(capabilities.get("max_voltage_V")),
+        temperature_chamber=bool(capabilities.get("temperature_chamber")),
+    )
+    found = announced.shortfalls(run_needs(run_file))  # the scheduler's own check, on what the bench said
     if found:
         return f"bench {bench} announced capabilities that do not cover the run: {'; '.join(found)}"
     return None

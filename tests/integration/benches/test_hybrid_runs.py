@@ -6,38 +6,23 @@ the runs API and, past the alert threshold, raised on the request."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
-from fastlims.benches import registry
 from fastlims.bootstrap import System
-from fastlims.pipeline import durable
-from fastlims.pipeline.context import QueuedRun
-from fastlims.pipeline.engine import ClientDispatcher
-from fastlims.pipeline.steps import run_order
 from fastlims.requests import service as requests
 from fastlims.requests.states import Status
-from fastlims.runs import queues
-from fastlims.runs.lifecycle import RunState
-from fastlims.runs.models import Channel, ScheduledRun
 from fastlims.runs.results import read_parquet
-from fastlims.timeutil import utcnow
 from fastlims.users import service as users
-from tests.bench_helpers import BenchBroker, capacity_run_file
-from tests.integration.benches.test_physical_runs import BENCHES, RIG, Lab, backend, broker  # noqa: F401
-from tests.integration.pipeline.conftest import start_pipeline, stop_pipeline
-from tests.integration.pipeline.helpers import INTERCONNECTION, ROUND_THE_CLOCK, new_request
+from tests.bench_helpers import BenchBroker
+from tests.integration.benches.test_physical_runs import Lab, backend, broker, running_lab  # noqa: F401
 from tests.integration.test_auth import login
-from tests.mqtt_helpers import RunningServices
 
 PARTNER = "dt-hybrid"
 THRESHOLD_V = 1e-6  # two different cell models never agree this closely: the alert is raised
@@ -45,74 +30,19 @@ THRESHOLD_V = 1e-6  # two different cell models never agree this closely: the al
 
 @pytest.fixture
 def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:  # noqa: F811 - the physical runs' lab, with twins
-    username, password = broker.lab_identity
-    pipeline = start_pipeline(
-        system, doe_runs=None, mqtt_url=f"mqtt://127.0.0.1:{broker.port}", mqtt_username=username,
-        mqtt_password=SecretStr(password), bench_command_timeout_s=3.0, bench_command_retries=1,
-        twin_residual_alert_v=THRESHOLD_V, virtual_bench_step_s=1.0, virtual_bench_progress_s=0.5,
-    )  # fmt: skip
-    with pipeline.system.database.transaction() as session:
-        registry.update(session=session, name="rig-1", changes=dataclasses.asdict(RIG))
-        registry.add(session=session, name="rig-2", kind="physical", calendar=ROUND_THE_CLOCK, ratings=RIG)
-    gateway = next(s for s in pipeline.system.services if s.name == "bench-gateway")
-    relay = next(s for s in pipeline.system.services if s.name == "mqtt-messaging")
-    services = RunningServices(pipeline.system, [relay, gateway])
-    services.start()
-    worker = pipeline.system.bench_worker
-    assert worker is not None
-    worker.attach(None)  # the bench queues: the physical ones and the virtual ones the twins run on
-    running = Lab(pipeline, broker, services)
-    try:
+    with running_lab(
+        system, broker, bench_command_timeout_s=3.0, bench_command_retries=1, twin_residual_alert_v=THRESHOLD_V,
+        virtual_bench_step_s=1.0, virtual_bench_progress_s=0.5,
+    ) as running:  # fmt: skip
         yield running
-    finally:
-        for emulator in running.emulators:
-            emulator.terminate()
-        worker.detach()
-        running.services.stop()
-        stop_pipeline(pipeline)
 
 
 def hybrid_request(lab: Lab, fmu_files: dict[str, bytes]) -> tuple[str, str]:
     """A ScheduleReady physical request whose Digital Twin delivered its models (the reference
     FMUs and inter_connection.json in its simulation folder), served by partner ``PARTNER``, with
     one capacity run on rig-1 queued as dispatch queues it (the order names the models)."""
-    uuid = new_request(lab.system, "Physical")
-    folder = f"requests/{uuid}"
-    storage = lab.pipeline.storage
-    keys = {"cell": f"{folder}/fmus/battery_cell.fmu", "cycler": f"{folder}/fmus/cycler.fmu"}
-    storage.put(keys["cell"], fmu_files["battery_cell"])
-    storage.put(keys["cycler"], fmu_files["cycler"])
-    storage.put(f"{folder}/inter_connection.json", json.dumps(INTERCONNECTION).encode())
-    procedure_key = f"{folder}/procedures/run.json"
-    storage.put(procedure_key, capacity_run_file().to_json().encode())
-    meta = {
-        "simulation_folder": folder,
-        "fmus": list(keys.values()),
-        "interconnection": f"{folder}/inter_connection.json",
-    }
-    workflow = durable.workflow_id(uuid)
-    run_id = durable.global_run_id(uuid, "run-001")
-    now = utcnow()
-    with lab.system.database.transaction() as session:
-        request = requests.get_by_uuid(session=session, test_uuid=uuid)
-        request.simulation_folder = folder
-        request.dt_partner = PARTNER
-        for target in (Status.ModelReady, Status.DoeComplete, Status.ScheduleReady):
-            requests.change_status(session=session, request=request, target=target, actor="test")
-        row = ScheduledRun(
-            run_id=run_id, request_id=request.id, test_uuid=uuid, workflow_id=workflow, design_run_id="run-001",
-            bench="rig-1", bench_kind="physical", start_at=now, end_at=now + timedelta(hours=4), test_start_at=now,
-            parameters_json="{}", values_json=json.dumps({"C_rate": 0.33}), procedure_key=procedure_key,
-            idempotency_key=durable.idempotency_key(workflow, run_id), channel=Channel.mqtt.value,
-            state=RunState.dispatched.value, dispatched_at=now,
-        )  # fmt: skip
-        session.add(row)
-        session.flush()
-        order = run_order(row, meta)
-    ClientDispatcher(lab.pipeline.engine).enqueue(
-        [QueuedRun(queues.bench_queue("rig-1"), order["idempotency_key"], order, 0.0, queues.PHYSICAL_RUN_WORKFLOW)]
-    )
-    return uuid, run_id
+    models = {"battery_cell": fmu_files["battery_cell"], "cycler": fmu_files["cycler"]}
+    return lab.request("rig-1", models=models, partner=PARTNER)
 
 
 def recompute(lab: Lab, uuid: str, run_id: str, twin_id: str) -> tuple[float, float]:

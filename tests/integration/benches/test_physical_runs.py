@@ -5,15 +5,18 @@ and request status as a virtual run's. Faults end in a moved run or a clear ``Fa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from fastlims.benches import registry
@@ -33,7 +36,7 @@ from fastlims.runs.results import read_parquet
 from fastlims.timeutil import utcnow
 from tests.bench_helpers import BenchBroker, EmulatorProcess, capacity_run_file, start_bench_broker, start_emulator
 from tests.integration.pipeline.conftest import Pipeline, start_pipeline, stop_pipeline
-from tests.integration.pipeline.helpers import ROUND_THE_CLOCK, new_request, wait_for
+from tests.integration.pipeline.helpers import INTERCONNECTION, ROUND_THE_CLOCK, new_request, wait_for
 from tests.mqtt_helpers import RunningServices
 
 # The gateway's decisions do not depend on the broker: the fault tests run on the embedded one;
@@ -81,19 +84,37 @@ class Lab:
             row = session.get(BenchLiveState, name)
             return row.state if row is not None else None
 
-    def request(self, bench: str = "rig-1", run_file: RunProcedure | None = None) -> tuple[str, str]:
+    def request(
+        self,
+        bench: str = "rig-1",
+        run_file: RunProcedure | None = None,
+        *,
+        models: Mapping[str, bytes] | None = None,
+        partner: str | None = None,
+    ) -> tuple[str, str]:
         """A ScheduleReady request with one run booked on ``bench`` now, queued as the pipeline's
-        dispatch queues it; returns its test_UUID and run id."""
+        dispatch queues it; returns its test_UUID and run id. ``models`` (FMU name → bytes): the
+        Digital Twin delivered them, with the reference inter_connection.json (the order names
+        them, so the run gets a twin); ``partner`` serves the request."""
         uuid = new_request(self.system, "Physical")
         folder = f"requests/{uuid}"
+        storage = self.pipeline.storage
         procedure_key = f"{folder}/procedures/run.json"
-        self.pipeline.storage.put(procedure_key, (run_file or capacity_run_file()).to_json().encode())
+        storage.put(procedure_key, (run_file or capacity_run_file()).to_json().encode())
+        meta: dict[str, Any] = {"simulation_folder": folder}
+        if models is not None:
+            keys = {name: f"{folder}/fmus/{name}.fmu" for name in models}
+            for name, content in models.items():
+                storage.put(keys[name], content)
+            storage.put(f"{folder}/inter_connection.json", json.dumps(INTERCONNECTION).encode())
+            meta |= {"fmus": list(keys.values()), "interconnection": f"{folder}/inter_connection.json"}
         workflow = durable.workflow_id(uuid)
         run_id = durable.global_run_id(uuid, "run-001")
         now = utcnow()
         with self.system.database.transaction() as session:
             request = requests.get_by_uuid(session=session, test_uuid=uuid)
             request.simulation_folder = folder
+            request.dt_partner = partner
             for target in (Status.ModelReady, Status.DoeComplete, Status.ScheduleReady):
                 requests.change_status(session=session, request=request, target=target, actor="test")
             row = ScheduledRun(
@@ -105,7 +126,7 @@ class Lab:
             )  # fmt: skip
             session.add(row)
             session.flush()
-            order = run_order(row, {"simulation_folder": folder})
+            order = run_order(row, meta)
         ClientDispatcher(self.pipeline.engine).enqueue(
             [QueuedRun(queues.bench_queue(bench), order["idempotency_key"], order, 0.0, queues.PHYSICAL_RUN_WORKFLOW)]
         )
@@ -134,20 +155,18 @@ class Lab:
             return row
 
 
-@pytest.fixture
-def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:
+@contextlib.contextmanager
+def running_lab(system: System, broker: BenchBroker, **settings: Any) -> Iterator[Lab]:
+    """The launched pipeline on ``broker`` with the LIMS's MQTT relay and bench gateway running,
+    the bench queues listened to, and the two rigs registered with an emulator's ratings."""
     username, password = broker.lab_identity
-    from pydantic import SecretStr
-
     pipeline = start_pipeline(
         system,
         doe_runs=None,
         mqtt_url=f"mqtt://127.0.0.1:{broker.port}",
         mqtt_username=username,
         mqtt_password=SecretStr(password),
-        bench_command_timeout_s=1.5,
-        bench_command_retries=1,
-        bench_offline_grace_s=3.0,
+        **settings,
     )
     with pipeline.system.database.transaction() as session:
         for name in BENCHES:  # rig-1 is the pipeline fixture's; both get an emulator's ratings
@@ -161,7 +180,7 @@ def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:
     services.start()
     worker = pipeline.system.bench_worker
     assert worker is not None
-    worker.attach(None)  # listen to the bench queues (physical ones included)
+    worker.attach(None)  # listen to the bench queues (physical ones included, and the virtual ones)
     running = Lab(pipeline, broker, services)
     try:
         yield running
@@ -171,6 +190,14 @@ def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:
         worker.detach()
         running.services.stop()  # the test may have restarted them
         stop_pipeline(pipeline)
+
+
+@pytest.fixture
+def lab(system: System, broker: BenchBroker) -> Iterator[Lab]:
+    with running_lab(
+        system, broker, bench_command_timeout_s=1.5, bench_command_retries=1, bench_offline_grace_s=3.0
+    ) as running:
+        yield running
 
 
 def test_a_physical_capacity_run_completes_with_every_sample_once(lab: Lab) -> None:

@@ -344,60 +344,20 @@ def prepare_template(workdir: Path, benches: int) -> tuple[Path, str]:
 
 
 def start_mosquitto(benches: int) -> Broker:
-    """Mosquitto 2 with the embedded broker's ACL policy; the password file is hashed in one
-    ``mosquitto_passwd -U`` call (one call per user takes minutes for hundreds of benches)."""
+    """Mosquitto 2 with the embedded broker's ACL policy and every bench's identity (the tests'
+    Mosquitto: tests/mqtt_helpers.start_mosquitto)."""
     from tests.mqtt_helpers import mosquitto_binary
-    from tests.services import free_port, wait_for
+    from tests.mqtt_helpers import start_mosquitto as start
 
-    from fastlims.messaging.acl import mosquitto_acl
     from fastlims.messaging.models import MqttRole
-    from fastlims.messaging.mosquitto import mosquitto_conf
 
-    binary = mosquitto_binary()
-    if binary is None:
+    if mosquitto_binary() is None:
         raise SystemExit("Mosquitto is not installed (Debian package mosquitto)")
     users = {LIMS_EXTERNAL[0]: (LIMS_EXTERNAL[1], MqttRole.lims)} | {
         bench_name(i): (BENCH_PASSWORD, MqttRole.bench) for i in range(1, benches + 1)
     }
-    directory = Path(tempfile.mkdtemp(prefix="fastlims-bench-mosquitto-"))
-    os.chmod(directory, 0o755)
-    passwd = directory / "passwd"
-    passwd.write_text("".join(f"{user}:{password}\n" for user, (password, _role) in users.items()))
-    subprocess.run(["mosquitto_passwd", "-U", str(passwd)], check=True, capture_output=True)
-    acl = directory / "acl"
-    acl.write_text(mosquitto_acl([(u, role) for u, (_p, role) in users.items()], PREFIX))
-    for path in (passwd, acl):
-        os.chmod(path, 0o644)
-    port = free_port()
-    config = directory / "mosquitto.conf"
-    config.write_text(
-        mosquitto_conf(
-            host="127.0.0.1", port=port, password_file=passwd, acl_file=acl,
-            extra=("persistence false", "max_queued_messages 0", "log_type error"),
-        )
-    )  # fmt: skip
-    os.chmod(config, 0o644)
-    process = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def listening() -> bool:
-        import socket
-
-        if process.poll() is not None:
-            raise RuntimeError(f"mosquitto exited: {process.stderr.read().decode() if process.stderr else ''}")
-        with socket.socket() as probe:
-            return probe.connect_ex(("127.0.0.1", port)) == 0
-
-    wait_for(listening, 10, "mosquitto to listen")
-
-    def stop() -> None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        shutil.rmtree(directory, ignore_errors=True)
-
-    return Broker("mosquitto", port, process.pid, stop, LIMS_EXTERNAL)
+    server = start(users, PREFIX)
+    return Broker("mosquitto", server.port, server.process.pid, server.stop, LIMS_EXTERNAL)
 
 
 def start_embedded(database_url: str, workdir: Path) -> Broker:

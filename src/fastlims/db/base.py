@@ -7,10 +7,11 @@ so partners' SQL keeps working; Python attributes are snake_case.
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Enum, MetaData
+from sqlalchemy import DateTime, Enum, MetaData, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -51,3 +52,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC)
+
+
+@functools.cache
+def insert_new(table: Table, unique: tuple[str, ...], dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (unique) DO NOTHING`` on SQLite or PostgreSQL: a row delivered again
+    (an MQTT redelivery) is stored once. Built once per table and dialect (the bench gateway
+    stores hundreds of rows a second)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(table).on_conflict_do_nothing(index_elements=list(unique))

@@ -9,11 +9,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Float, Integer, String, Text, UniqueConstraint, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from fastlims.db.base import Base, UTCDateTime
+from fastlims.db.base import Base, UTCDateTime, insert_new
 from fastlims.timeutil import utcnow
 
 
@@ -36,9 +34,7 @@ def record(
     details: dict[str, Any],
 ) -> bool:  # fmt: skip
     """Record the event unless it was recorded already; True when it is new."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(RunEventRecord.__table__).on_conflict_do_nothing(index_elements=["RunId", "MessageId"])
+    statement = insert_new(RunEventRecord.__table__, ("RunId", "MessageId"), session.get_bind().dialect.name)
     result = session.execute(
         statement,
         [

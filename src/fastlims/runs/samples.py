@@ -10,20 +10,16 @@ the run's columns (Battery Data Format names), reporting any gap instead of hidi
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Float, Integer, String, Text, UniqueConstraint, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from fastlims.db.base import Base, UTCDateTime
+from fastlims.db.base import Base, UTCDateTime, insert_new
 from fastlims.timeutil import utcnow
 
 TIME_COLUMN = "Test Time / s"
@@ -81,16 +77,9 @@ def store(session: Session, batches: Sequence[Batch]) -> int:
         }
         for b in batches
     ]
-    result = session.execute(_insert_new(session.get_bind().dialect.name), rows)
+    new = insert_new(RunMetricBatch.__table__, ("RunId", "FirstRecord"), session.get_bind().dialect.name)
+    result = session.execute(new, rows)
     return int(result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(rows))
-
-
-@functools.cache
-def _insert_new(dialect: str) -> Any:
-    """``INSERT … ON CONFLICT (RunId, FirstRecord) DO NOTHING``, built once per dialect (the
-    gateway stores hundreds of batches a second)."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(RunMetricBatch.__table__).on_conflict_do_nothing(index_elements=["RunId", "FirstRecord"])
 
 
 @dataclass

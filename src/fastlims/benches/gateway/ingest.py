@@ -234,10 +234,6 @@ class BenchGateway:
         self._runs[run_id] = ref
         return ref
 
-    def forget(self, run_id: str) -> None:
-        """The run moved to another bench (rescheduled): read its booking again."""
-        self._runs.pop(run_id, None)
-
     def _batch(self, bench: str, run_id: str, payload: bytes) -> samples.Batch:
         ref = self.run_of(bench, run_id)
         message = _parse(MetricsBatch, payload)

@@ -79,6 +79,11 @@ class GatewayContext:
 CONTEXT: Slot[GatewayContext] = Slot("bench gateway")
 
 
+def _run_file(ctx: GatewayContext, order: dict[str, Any]) -> RunProcedure:
+    """The run's file (resolved procedure, ratings, limits) as the pipeline stored it."""
+    return RunProcedure.from_json(ctx.storage.get(order["procedure"]))
+
+
 def _step(name: str, function: Any, *args: Any) -> Any:
     return DBOS.run_step({"name": f"physical.{name}"}, function, *args)
 
@@ -100,7 +105,7 @@ def check_step(order: dict[str, Any]) -> dict[str, Any]:
             return {"go": False, "cancelled": True, "reason": f"the request is {status.name}"}
         live = session.get(BenchLiveState, order["bench"])
         seen = (live.state, live.capabilities) if live is not None else (None, None)
-    run_file = RunProcedure.from_json(ctx.storage.get(order["procedure"]))
+    run_file = _run_file(ctx, order)
     problem = policy.unfit(order["bench"], seen[0], seen[1], run_file)
     return {
         "go": problem is None, "cancelled": False, "reason": problem,
@@ -153,7 +158,7 @@ def state_step(order: dict[str, Any], state: str, reason: str | None = None) -> 
 def reschedule_step(order: dict[str, Any], reason: str) -> dict[str, Any]:
     """Book the run on another online bench that covers it, starting now; None bench: none can."""
     ctx = CONTEXT.get()
-    run_file = RunProcedure.from_json(ctx.storage.get(order["procedure"]))
+    run_file = _run_file(ctx, order)
     tried = [*order.get("tried_benches", []), order["bench"]]
     now = utcnow()
     with ctx.database.transaction() as session:
@@ -203,7 +208,7 @@ def collect_step(order: dict[str, Any], ending: dict[str, Any]) -> dict[str, Any
     run_id = order["run_id"]
     folder = order["results_folder"].rstrip("/")
     results_key, summary_key = f"{folder}/{RESULTS_FILE}", f"{folder}/{SUMMARY_FILE}"
-    run_file = RunProcedure.from_json(ctx.storage.get(order["procedure"]))
+    run_file = _run_file(ctx, order)
     with ctx.database.transaction() as session:
         got = samples.assemble(session, run_id)
         said = run_events.of_run(session, run_id)
